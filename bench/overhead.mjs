@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// Orchestration overhead: pipelines of 10, 100 and 1,000 `cat` stages (a chain and a fan-out), each run once,
+// then a fully cached rerun and a rerun after one leaf's input changed — beside GNU make on the same DAG and a
+// Node process that only stats the same files (the floor for any Node tool). Ratios come from the same run.
+//
+// Usage: node bench/overhead.mjs [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat 5]
+// Needs `make` on PATH and a built CLI (`npm run build`).
+import { execFileSync, spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { availableParallelism, tmpdir } from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..")
+const bin = join(repo, "bin", "pipeline.js")
+const { values } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "10,100,1000" },
+    shapes: { type: "string", default: "chain,fanout" },
+    repeat: { type: "string", default: "5" },
+  },
+})
+const sizes = values.sizes.split(",").map(Number)
+const shapes = values.shapes.split(",")
+const repeat = Number(values.repeat)
+const jobs = availableParallelism()
+
+/** Wall-clock milliseconds of a command run in `cwd` (it must succeed). */
+const time = (cmd, args, cwd) => {
+  const start = process.hrtime.bigint()
+  const r = spawnSync(cmd, args, {
+    cwd,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  })
+  const ms = Number(process.hrtime.bigint() - start) / 1e6
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed in ${cwd}: ${r.stderr}`)
+  return ms
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+/** Stage i reads its own input in/i.txt and, in a chain, the previous stage's out. */
+const generate = (dir, n, shape) => {
+  mkdirSync(join(dir, "in"), { recursive: true })
+  mkdirSync(join(dir, "out"), { recursive: true })
+  mkdirSync(join(dir, ".git"))
+  const stages = []
+  const rules = ["all: " + Array.from({ length: n }, (_, i) => `out/${i}.txt`).join(" "), ""]
+  const statFiles = []
+  for (let i = 0; i < n; i++) {
+    writeFileSync(join(dir, "in", `${i}.txt`), `input ${i}\n`)
+    const deps = [`in/${i}.txt`, ...(shape === "chain" && i > 0 ? [`out/${i - 1}.txt`] : [])]
+    stages.push(
+      `  s${i}:\n    cmd: cat ${deps.join(" ")} > out/${i}.txt\n    deps: [${deps.join(", ")}]\n    outs: [out/${i}.txt]`,
+    )
+    rules.push(`out/${i}.txt: ${deps.join(" ")}\n\tcat ${deps.join(" ")} > out/${i}.txt\n`)
+    statFiles.push(...deps, `out/${i}.txt`)
+  }
+  writeFileSync(join(dir, "pipeline.yaml"), `stages:\n${stages.join("\n")}\n`)
+  writeFileSync(join(dir, "Makefile"), rules.join("\n"))
+  writeFileSync(
+    join(dir, "stat-floor.mjs"),
+    `import { statSync } from "node:fs"\nfor (const f of ${JSON.stringify(statFiles)}) statSync(f)\n`,
+  )
+}
+
+const rows = []
+for (const shape of shapes) {
+  for (const n of sizes) {
+    const ours = mkdtempSync(join(tmpdir(), `bench-${shape}-${n}-`))
+    const make = mkdtempSync(join(tmpdir(), `bench-make-${shape}-${n}-`))
+    generate(ours, n, shape)
+    generate(make, n, shape)
+    const leaf = `in/${n - 1}.txt`
+    const row = { shape, n }
+    row.firstOurs = time(process.execPath, [bin, "run", "--jobs", String(jobs)], ours)
+    row.firstMake = time("make", ["-s", `-j${jobs}`], make)
+    const cachedOurs = []
+    const cachedMake = []
+    const floor = []
+    for (let k = 0; k < repeat; k++) {
+      cachedOurs.push(time(process.execPath, [bin, "run", "--jobs", String(jobs)], ours))
+      cachedMake.push(time("make", ["-s", `-j${jobs}`], make))
+      floor.push(time(process.execPath, ["stat-floor.mjs"], ours))
+    }
+    row.cachedOurs = median(cachedOurs)
+    row.cachedMake = median(cachedMake)
+    row.floor = median(floor)
+    const leafOurs = []
+    const leafMake = []
+    for (let k = 0; k < repeat; k++) {
+      writeFileSync(join(ours, leaf), `input changed ${k}\n`)
+      writeFileSync(join(make, leaf), `input changed ${k}\n`)
+      leafOurs.push(time(process.execPath, [bin, "run", "--jobs", String(jobs)], ours))
+      leafMake.push(time("make", ["-s", `-j${jobs}`], make))
+    }
+    row.leafOurs = median(leafOurs)
+    row.leafMake = median(leafMake)
+    rows.push(row)
+    rmSync(ours, { recursive: true, force: true })
+    rmSync(make, { recursive: true, force: true })
+    process.stderr.write(`done: ${shape} ${n}\n`)
+  }
+}
+
+const f = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`)
+const x = (a, b) => `${(a / b).toFixed(2)}x`
+const nodeVersion = process.version
+const makeVersion = execFileSync("make", ["--version"]).toString().split("\n")[0]
+console.log(
+  `pipeline overhead benchmark (${nodeVersion}, ${makeVersion}, ${jobs} CPUs, median of ${repeat})\n`,
+)
+console.log(
+  "| shape | stages | first run | make first | ratio | cached rerun | Node stat floor | ratio to floor | make cached | one leaf changed | make leaf |",
+)
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (const r of rows)
+  console.log(
+    `| ${r.shape} | ${r.n} | ${f(r.firstOurs)} | ${f(r.firstMake)} | ${x(r.firstOurs, r.firstMake)} | ${f(r.cachedOurs)} | ${f(r.floor)} | ${x(r.cachedOurs, r.floor)} | ${f(r.cachedMake)} | ${f(r.leafOurs)} | ${f(r.leafMake)} |`,
+  )

@@ -1,0 +1,69 @@
+/**
+ * Loading the pipeline a command names, and where its project keeps its state. Invalid pipelines are
+ * rendered here (human text on stderr, the JSON error object on stdout with `--json`) and become exit 2.
+ */
+import { isAbsolute, join, resolve } from "node:path"
+import { Effect } from "effect"
+import { invalidToJson, renderInvalid } from "../diagnostic.js"
+import { type PipelineInvalid, UsageError } from "../errors.js"
+import type { Pipeline } from "../model.js"
+import { findProjectRoot, resolvePipelineFile } from "../pipeline-file.js"
+import { loadPipeline } from "../spec.js"
+import type { CliContext, Values } from "./context.js"
+import { str, strs } from "./options.js"
+
+/** A loaded pipeline and its project's folders. */
+export interface Project {
+  readonly pipeline: Pipeline
+  /** `<root>/.pipeline`: stat cache, run lock, saved-outs log */
+  readonly stateDir: string
+  /** the artifact store */
+  readonly storeDir: string
+}
+
+/** Where the store is: `--store`, else `PIPELINE_STORE`, else `<root>/.pipeline/store`. */
+export const storeDirOf = (root: string, values: Values, ctx: CliContext): string => {
+  const explicit = str(values, "store") ?? ctx.env.PIPELINE_STORE
+  if (explicit) return isAbsolute(explicit) ? explicit : resolve(ctx.cwd, explicit)
+  return join(root, ".pipeline", "store")
+}
+
+/** Report an invalid pipeline and give the exit code 2. */
+export const reportInvalid = (e: PipelineInvalid, ctx: CliContext, json: boolean): number => {
+  if (json) ctx.stdout.write(`${JSON.stringify(invalidToJson(e))}\n`)
+  ctx.stderr.write(`${renderInvalid(e)}\n`)
+  return 2
+}
+
+/**
+ * Load the pipeline named by the first positional (or `pipeline.yaml`) and hand it to `use`; an invalid
+ * pipeline is reported and `use` is not called.
+ */
+export const withProject = <E, R>(
+  values: Values,
+  positionals: ReadonlyArray<string>,
+  ctx: CliContext,
+  use: (project: Project) => Effect.Effect<number, E, R>,
+): Effect.Effect<number, E | UsageError, R> =>
+  Effect.gen(function* () {
+    if (positionals.length > 1) {
+      return yield* new UsageError({
+        message: `expected at most one pipeline, got ${positionals.length}: ${positionals.join(" ")}`,
+        hint: "Name one pipeline file (or a name under pipelines/); pass stages with --only or --downstream.",
+      })
+    }
+    const file = yield* resolvePipelineFile(positionals[0], ctx.cwd)
+    const rootArg = str(values, "root") ?? ctx.env.PIPELINE_ROOT
+    const root = findProjectRoot(file, rootArg === undefined ? undefined : resolve(ctx.cwd, rootArg))
+    const pipeline = yield* loadPipeline({ file, cwd: ctx.cwd, root, sets: strs(values, "set") })
+    return {
+      pipeline,
+      stateDir: join(pipeline.root, ".pipeline"),
+      storeDir: storeDirOf(pipeline.root, values, ctx),
+    }
+  }).pipe(
+    Effect.matchEffect({
+      onFailure: (e: PipelineInvalid) => Effect.succeed(reportInvalid(e, ctx, values.json === true)),
+      onSuccess: (project) => (typeof project === "number" ? Effect.succeed(project) : use(project)),
+    }),
+  )

@@ -1,0 +1,167 @@
+/**
+ * One `pipeline run`: take the project lock, run the executor, then write the lock file and the run record
+ * whatever happened (success, failure or interruption).
+ */
+import { join } from "node:path"
+import { Effect, Exit } from "effect"
+import { Artifacts } from "./artifacts.js"
+import { type ProjectLocked, type StoreIOError, UsageError } from "./errors.js"
+import { EventSink } from "./events.js"
+import { execute, type StageResult } from "./executor.js"
+import { type LockFile, type LockStage, lockPathFor, readLock, writeLock } from "./lockfile.js"
+import type { Pipeline } from "./model.js"
+import { projectLock } from "./project-lock.js"
+import { newRunId, noteProcess, type RunRecord, stageRecord, writeRunRecord } from "./run-record.js"
+import type { StageRunner } from "./runner.js"
+import { makeSlots } from "./slots.js"
+import { isSuccess, type RunStatus } from "./status.js"
+
+/** Options of one run, as the CLI parsed them. */
+export interface RunOptions {
+  readonly selected: ReadonlySet<string>
+  readonly jobs: number
+  readonly gpus: number
+  readonly force: boolean
+  readonly forceStages: ReadonlySet<string>
+  readonly keepGoing: boolean
+  /** the project's state folder (`.pipeline`): holds the run lock */
+  readonly stateDir: string
+  readonly stageRunner: string
+  readonly argv: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly versions: Readonly<Record<string, string>>
+  /** told the outcome even when the run is interrupted (the effect then ends interrupted) */
+  readonly onFinish?: (outcome: RunOutcome) => void
+}
+
+/** How a run ended. */
+export interface RunOutcome {
+  readonly runId: string
+  readonly status: RunStatus
+  readonly results: ReadonlyMap<string, StageResult>
+}
+
+const runStatusOf = (results: ReadonlyMap<string, StageResult>, interrupted: boolean): RunStatus =>
+  interrupted ? "cancelled" : [...results.values()].every((r) => isSuccess(r.status)) ? "succeeded" : "failed"
+
+const nextLock = (pipeline: Pipeline, old: LockFile, results: ReadonlyMap<string, StageResult>): LockFile => {
+  const stages: Record<string, LockStage> = {}
+  for (const name of pipeline.order) {
+    const r = results.get(name)
+    const stage = pipeline.stages.get(name)!
+    if (r && isSuccess(r.status) && r.fingerprint)
+      stages[name] = { fingerprint: r.fingerprint, params: stage.params, deps: r.deps, outs: r.outs }
+    else if (old.stages[name]) stages[name] = old.stages[name]
+  }
+  return { stages }
+}
+
+/** Run a loaded pipeline. Fails only if it cannot start (lock held, bad options); stage failures are results. */
+export const runPipeline = (
+  pipeline: Pipeline,
+  opts: RunOptions,
+): Effect.Effect<
+  RunOutcome,
+  ProjectLocked | StoreIOError | UsageError,
+  Artifacts | StageRunner | EventSink
+> =>
+  Effect.scoped(
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const events = yield* EventSink
+        const artifacts = yield* Artifacts
+        for (const name of opts.selected) {
+          const stage = pipeline.stages.get(name)!
+          if (stage.resources.gpu > opts.gpus)
+            return yield* new UsageError({
+              message: `stage "${name}" needs ${stage.resources.gpu} GPU(s) but this run has ${opts.gpus}`,
+              hint: `Pass --gpus ${stage.resources.gpu} if the machine has them, or lower resources.gpu of "${name}".`,
+            })
+        }
+        yield* projectLock(opts.stateDir, opts.argv.join(" "))
+        const lockFile = lockPathFor(pipeline.file)
+        const lock = yield* Effect.promise(() => readLock(lockFile))
+        const runId = newRunId()
+        const runsDir = join(pipeline.root, "runs")
+        const startedAt = new Date()
+        const order = pipeline.order.filter((n) => opts.selected.has(n))
+        const record = (
+          status: RunStatus,
+          results: ReadonlyMap<string, StageResult>,
+          ended: Date | undefined,
+        ): RunRecord => ({
+          id: runId,
+          pipeline: pipeline.file,
+          name: pipeline.name,
+          status,
+          started_at: startedAt.toISOString(),
+          ended_at: ended ? ended.toISOString() : null,
+          duration_ms: ended ? ended.getTime() - startedAt.getTime() : null,
+          params: pipeline.params,
+          argv: opts.argv,
+          versions: opts.versions,
+          stages: Object.fromEntries(
+            order.map((n) => {
+              const r = results.get(n)
+              return [
+                n,
+                r
+                  ? stageRecord(r)
+                  : {
+                      status: "pending",
+                      reason: "",
+                      fingerprint: null,
+                      started_at: null,
+                      duration_ms: 0,
+                      attempts: 0,
+                      outs: {},
+                      log: null,
+                    },
+              ]
+            }),
+          ),
+        })
+        const results = new Map<string, StageResult>()
+        yield* Effect.promise(() => writeRunRecord(runsDir, record("running", results, undefined)))
+        events.emit({ type: "run-started", runId, pipeline: pipeline.name, stages: order })
+        const slots = yield* makeSlots(opts.jobs, opts.gpus)
+        // Only the stages are interruptible: the lock file and the run record are written whatever happens.
+        const exit = yield* restore(
+          execute(
+            pipeline,
+            {
+              runId,
+              selected: opts.selected,
+              force: opts.force,
+              forceStages: opts.forceStages,
+              keepGoing: opts.keepGoing,
+              lock,
+              slots,
+              logDir: join(runsDir, runId),
+              stageRunner: opts.stageRunner,
+              parentEnv: opts.env,
+              onProcess: (stage, pgid) => noteProcess(runsDir, runId, stage, pgid),
+            },
+            results,
+          ),
+        ).pipe(Effect.exit)
+        const interrupted = Exit.isInterrupted(exit)
+        const status = runStatusOf(results, interrupted)
+        const ended = new Date()
+        yield* Effect.promise(async () => {
+          await writeLock(lockFile, nextLock(pipeline, lock, results), pipeline.order)
+          await writeRunRecord(runsDir, record(status, results, ended))
+        })
+        yield* artifacts.flush.pipe(Effect.ignore)
+        events.emit({
+          type: "run-finished",
+          runId,
+          status,
+          durationMs: ended.getTime() - startedAt.getTime(),
+        })
+        const outcome = { runId, status, results }
+        opts.onFinish?.(outcome)
+        return outcome
+      }),
+    ),
+  )

@@ -1,0 +1,82 @@
+/**
+ * The one ajv instance. Every JSON Schema (the pipeline's and each built-in kind's `with:`) is compiled
+ * here, once, on first use: ajv is imported lazily because the CLI's start-up time matters and most
+ * commands (`--version`, `runs`, ...) never validate anything.
+ */
+import type { Ajv, ErrorObject, ValidateFunction } from "ajv"
+import { Effect } from "effect"
+import pipelineSchemaJson from "../schemas/pipeline.schema.json" with { type: "json" }
+
+/** The JSON Schema of pipeline YAML (schemas/pipeline.schema.json). */
+export const pipelineSchema: object = pipelineSchemaJson
+
+/** The keys a stage may have, from the schema. */
+export const stageKeys: ReadonlyArray<string> = Object.keys(pipelineSchemaJson.definitions.stage.properties)
+
+/** The outcome of validating a value: ajv's errors and a copy of the value with schema defaults filled in. */
+export interface Validation {
+  readonly errors: ReadonlyArray<ErrorObject>
+  readonly value: unknown
+}
+
+let ajv: Promise<Ajv> | undefined
+const cache = new WeakMap<object, Promise<ValidateFunction>>()
+
+const instance = (): Promise<Ajv> => {
+  // A bundled dynamic import of a CommonJS module yields only `default`; unbundled Node yields named exports.
+  ajv ??= import("ajv").then(
+    (m: { Ajv?: typeof Ajv; default?: { Ajv?: typeof Ajv } }) =>
+      new (m.Ajv ?? m.default?.Ajv ?? (m.default as unknown as typeof Ajv))({
+        // every problem at once, so a user fixes a file in one round
+        allErrors: true,
+        // the schemas are product: a typo in a keyword must fail the tests, not be ignored
+        strict: true,
+        // durations are `number | string`, `cmd` is `string | string[]`
+        allowUnionTypes: true,
+        // `parentSchema` lets error messages quote the property's description and list the allowed keys
+        verbose: true,
+        // built-in stages get their defaults written into `with:` so that spelling out a default does not
+        // change the stage's fingerprint
+        useDefaults: true,
+      }),
+  )
+  return ajv
+}
+
+/** The compiled validator of a schema object; compiled once per schema. */
+export const compiled = (schema: object): Promise<ValidateFunction> => {
+  let validator = cache.get(schema)
+  if (validator === undefined) {
+    validator = instance().then((a) => a.compile(schema))
+    cache.set(schema, validator)
+  }
+  return validator
+}
+
+const run = (validator: ValidateFunction, data: unknown): Validation => {
+  const value = structuredClone(data)
+  const ok = validator(value)
+  return { errors: ok ? [] : [...(validator.errors ?? [])], value }
+}
+
+/** Validates `data` against `schema` without touching `data` (defaults go into the returned copy). */
+export const validate = (schema: object, data: unknown): Effect.Effect<Validation> =>
+  Effect.promise(() => compiled(schema)).pipe(Effect.map((validator) => run(validator, data)))
+
+/**
+ * Compiles `schemas` and hands back a synchronous validator for them, for code that validates in the
+ * middle of plain functions (the built-in stages' `with:`, resolved stage by stage).
+ */
+export const validators = (
+  schemas: ReadonlyArray<object>,
+): Effect.Effect<(schema: object, data: unknown) => Validation> =>
+  Effect.promise(() => Promise.all(schemas.map(compiled))).pipe(
+    Effect.map((compiledSchemas) => {
+      const bySchema = new Map(schemas.map((s, i) => [s, compiledSchemas[i]!]))
+      return (schema, data) => {
+        const validator = bySchema.get(schema)
+        if (validator === undefined) throw new Error("validators: schema was not compiled first")
+        return run(validator, data)
+      }
+    }),
+  )

@@ -1,0 +1,244 @@
+/**
+ * The pipeline spec loader: pipeline YAML in, a resolved `Pipeline` (model.ts) out, or every problem found,
+ * located in the file. The phases, each reporting all its problems before the next runs:
+ *
+ *   1. YAML syntax (duplicate keys included)          -> PipelineSyntaxError
+ *   2. the pipeline schema, and cmd-xor-uses           -> SchemaViolation
+ *   3. params: params_file, then --set                 -> PipelineSyntaxError | SpecError | UsageError
+ *   4. stages: interpolation, kinds' `with:`, paths,
+ *      params, needs, env; outs and deps across stages -> SchemaViolation (a bad `with:`) | SpecError
+ *   5. the graph                                       -> CycleDetected
+ *
+ * The loader reads files and never writes any.
+ */
+import { readFileSync } from "node:fs"
+import { basename, dirname, resolve } from "node:path"
+import { Effect, Either } from "effect"
+import { isMap, isScalar } from "yaml"
+import { kinds } from "../stages/registry.js"
+import { dataflow, type Edge } from "./dataflow.js"
+import {
+  CycleDetected,
+  type Diagnostic,
+  type PipelineInvalid,
+  PipelineSyntaxError,
+  SchemaViolation,
+  SpecError,
+  UsageError,
+} from "./errors.js"
+import { topologicalOrder } from "./graph.js"
+import type { Pipeline, Span, Stage } from "./model.js"
+import { applySets, isMapping, overrideParams, type Params } from "./params.js"
+import { findProjectRoot, lockFileFor } from "./pipeline-file.js"
+import { pipelineSchema, stageKeys, validate, validators } from "./schema.js"
+import { schemaDiagnostics, stageShapeDiagnostics } from "./schema-errors.js"
+import {
+  diagnostic,
+  displayPath,
+  locate,
+  parseSource,
+  type SourceFile,
+  spanAt,
+  spanOfFile,
+} from "./source-map.js"
+import { type RawStage, resolveStages } from "./stage-resolve.js"
+
+/** What to load, and how. */
+export interface LoadOptions {
+  /** absolute path of the pipeline file */
+  readonly file: string
+  /** the working directory: diagnostics name files relative to it */
+  readonly cwd: string
+  /** the project root; default: found from the pipeline file (see `findProjectRoot`) */
+  readonly root?: string
+  /** raw `--set NAME=VALUE` arguments, applied in order */
+  readonly sets?: ReadonlyArray<string>
+}
+
+interface RawPipeline {
+  readonly name?: string
+  readonly description?: string
+  readonly params?: Params
+  readonly params_file?: string
+  readonly stages: Readonly<Record<string, RawStage>>
+}
+
+const byPlace = (a: Diagnostic, b: Diagnostic): number =>
+  a.file === b.file ? a.line - b.line || a.column - b.column : a.file < b.file ? -1 : 1
+
+const sorted = (diagnostics: ReadonlyArray<Diagnostic>): ReadonlyArray<Diagnostic> =>
+  [...diagnostics].sort(byPlace)
+
+/** Reads and parses a YAML (or JSON) file; a file that cannot be read is a usage error. */
+const readSource = (file: string, cwd: string): Effect.Effect<SourceFile, UsageError | PipelineSyntaxError> =>
+  Effect.gen(function* () {
+    const display = displayPath(file, cwd)
+    const text = yield* Effect.try({
+      try: () => readFileSync(file, "utf8"),
+      catch: (e) =>
+        new UsageError({
+          message: `cannot read ${display}: ${e instanceof Error && "code" in e ? String(e.code) : String(e)}`,
+          hint: "Check the path and the file's permissions.",
+        }),
+    })
+    const { source, errors } = parseSource(file, display, text)
+    if (errors.length > 0) return yield* new PipelineSyntaxError({ diagnostics: errors })
+    return source
+  })
+
+/** The params: defaults, then the params file, then `--set`. */
+const resolveParams = (
+  raw: RawPipeline,
+  source: SourceFile,
+  opts: LoadOptions,
+): Effect.Effect<Params, PipelineSyntaxError | SpecError | UsageError> =>
+  Effect.gen(function* () {
+    let params: Params = raw.params ?? {}
+    if (raw.params_file !== undefined) {
+      const file = resolve(dirname(opts.file), raw.params_file)
+      const paramsSource = yield* readSource(file, opts.cwd).pipe(
+        Effect.catchTag("UsageError", () =>
+          Effect.fail(
+            new SpecError({
+              diagnostics: [
+                diagnostic(
+                  spanAt(source, ["params_file"]),
+                  `params file "${raw.params_file}" cannot be read`,
+                  `Its path is relative to the folder of ${basename(opts.file)}: fix the path or create the file.`,
+                ),
+              ],
+            }),
+          ),
+        ),
+      )
+      const values = paramsSource.doc.toJS() ?? {}
+      if (!isMapping(values))
+        return yield* new SpecError({
+          diagnostics: [
+            diagnostic(
+              spanOfFile(paramsSource),
+              "a params file must be a mapping of param names to values",
+              'Write it like the "params:" of the pipeline, for example "lr: 0.001".',
+            ),
+          ],
+        })
+      const merged = overrideParams(params, values, paramsSource)
+      if (merged.diagnostics.length > 0)
+        return yield* new SpecError({ diagnostics: sorted(merged.diagnostics) })
+      params = merged.params
+    }
+    const set = applySets(params, opts.sets ?? [])
+    if (Either.isLeft(set)) return yield* set.left
+    return set.right
+  })
+
+// Object.entries would move integer-like names ("1", "2") first: take the order from the document.
+const stagesInFileOrder = (raw: RawPipeline, source: SourceFile): ReadonlyMap<string, RawStage> => {
+  const node = locate(source, ["stages"]).value
+  const names = isMap(node) ? node.items.map((p) => String(isScalar(p.key) ? p.key.value : p.key)) : []
+  return new Map(names.filter((n) => Object.hasOwn(raw.stages, n)).map((n) => [n, raw.stages[n]!]))
+}
+
+const cycleError = (
+  cycle: ReadonlyArray<string>,
+  edges: ReadonlyArray<Edge>,
+  spans: ReadonlyMap<string, Span>,
+) => {
+  const along = cycle.slice(1).map((to, i) => edges.find((e) => e.from === cycle[i] && e.to === to))
+  const reasons = along.flatMap((e) => (e === undefined ? [] : [e.why]))
+  return new CycleDetected({
+    cycle,
+    diagnostics: [
+      diagnostic(
+        spans.get(cycle[0]!)!,
+        `dependency cycle: ${cycle.join(" -> ")}`,
+        `Stages cannot wait for each other in a circle; remove one of these dependencies: ${reasons.join("; ")}.`,
+      ),
+    ],
+  })
+}
+
+/** Loads, validates and resolves a pipeline file. Reads files; writes nothing. */
+export const loadPipeline = (opts: LoadOptions): Effect.Effect<Pipeline, PipelineInvalid> =>
+  Effect.gen(function* () {
+    const source = yield* readSource(opts.file, opts.cwd)
+    const data: unknown = source.doc.toJS()
+    if (!isMapping(data))
+      return yield* new SchemaViolation({
+        diagnostics: [
+          diagnostic(
+            spanOfFile(source),
+            data === null || data === undefined
+              ? "the pipeline file is empty"
+              : `the pipeline file must be a mapping, not ${Array.isArray(data) ? "a list" : `a ${typeof data}`}`,
+            'A pipeline is a mapping with at least a "stages:" key; see the "Pipeline YAML reference" in the README.',
+          ),
+        ],
+      })
+
+    const validation = yield* validate(pipelineSchema, data)
+    const schemaErrors = [
+      ...schemaDiagnostics(validation.errors, source, { root: pipelineSchema }),
+      ...stageShapeDiagnostics(data.stages, source, stageKeys),
+    ]
+    if (schemaErrors.length > 0) return yield* new SchemaViolation({ diagnostics: sorted(schemaErrors) })
+    const raw = data as unknown as RawPipeline
+
+    const root = opts.root ?? findProjectRoot(opts.file, undefined)
+    const name = raw.name ?? basename(opts.file).replace(/\.[^.]*$/, "")
+    const params = yield* resolveParams(raw, source, opts)
+    const rawStages = stagesInFileOrder(raw, source)
+
+    const used = [...new Set([...rawStages.values()].flatMap((s) => (s.uses === undefined ? [] : [s.uses])))]
+    const validateWith = yield* validators(used.flatMap((u) => kinds.get(u)?.schema ?? []))
+    const resolution = resolveStages({
+      source,
+      pipelineName: name,
+      params,
+      project: { root, pipelineFile: opts.file, lockFile: lockFileFor(opts.file) },
+      stages: rawStages,
+      validate: validateWith,
+    })
+    const flow = dataflow(resolution.stages, root)
+
+    // A loop of references leaves some values unresolved; the errors they cause would only be echoes.
+    if (!resolution.referenceLoop) {
+      const specErrors = [...resolution.specErrors, ...flow.diagnostics]
+      if (resolution.schemaErrors.length > 0)
+        return yield* new SchemaViolation({
+          diagnostics: sorted([...resolution.schemaErrors, ...specErrors]),
+        })
+      if (specErrors.length > 0) return yield* new SpecError({ diagnostics: sorted(specErrors) })
+    }
+
+    const names = [...rawStages.keys()]
+    const graph = topologicalOrder(names, flow.upstream)
+    if ("cycle" in graph)
+      return yield* cycleError(
+        graph.cycle,
+        flow.edges,
+        new Map(resolution.stages.map((s) => [s.name, s.span])),
+      )
+
+    const stages = new Map<string, Stage>()
+    for (const s of resolution.stages) {
+      if (s.action === undefined)
+        return yield* Effect.die(new Error(`stage "${s.name}" resolved without an action`))
+      stages.set(s.name, {
+        name: s.name,
+        action: s.action,
+        deps: [...new Set(s.deps.map((d) => d.value))].sort(),
+        outs: s.outs.map((o) => o.value),
+        params: s.params,
+        needs: rawStages.get(s.name)?.needs ?? [],
+        upstream: flow.upstream.get(s.name) ?? [],
+        env: s.env,
+        resources: s.resources,
+        retries: s.retries,
+        retryDelayMs: s.retryDelayMs,
+        timeoutMs: s.timeoutMs,
+        span: s.span,
+      })
+    }
+    return { name, file: opts.file, root, params, stages, order: graph.order }
+  })

@@ -1,0 +1,48 @@
+/**
+ * The stage runner: the entry point a built-in stage's subprocess starts with. It reads the stage's spec
+ * from `PIPELINE_STAGE_SPEC`, loads the kind's implementation (lazily: heavy kinds pay for their imports
+ * only when they run) and reports progress on the events channel (fd 3).
+ */
+import { createWriteStream } from "node:fs"
+import { resolve } from "node:path"
+import type { StageImplementation } from "../stages/api.js"
+
+const implementations: Readonly<Record<string, () => Promise<{ run: StageImplementation }>>> = {
+  "word-count": () => import("../stages/word-count.js"),
+}
+
+const fail = (message: string): never => {
+  process.stderr.write(`${message}\n`)
+  process.exit(1)
+}
+
+const main = async () => {
+  const raw = process.env.PIPELINE_STAGE_SPEC
+  if (!raw)
+    return fail("stage-runner: PIPELINE_STAGE_SPEC is not set; it is started by `pipeline run`, not by hand")
+  const spec = JSON.parse(raw) as {
+    kind: string
+    with: Record<string, unknown>
+    deps: string[]
+    outs: string[]
+  }
+  const load = implementations[spec.kind]
+  if (!load) return fail(`stage-runner: unknown stage kind "${spec.kind}"`)
+  const root = process.env.PIPELINE_ROOT ?? process.cwd()
+  const fd = Number(process.env.PIPELINE_EVENTS_FD ?? 3)
+  const events = createWriteStream("", { fd, autoClose: false })
+  const { run } = await load()
+  await run({
+    root,
+    args: spec.with,
+    deps: spec.deps.map((d) => resolve(root, d)),
+    outs: spec.outs.map((o) => resolve(root, o)),
+    progress: (data) => events.write(`${JSON.stringify(data)}\n`),
+  })
+  await new Promise<void>((r) => events.end(() => r()))
+}
+
+main().catch((e: unknown) => {
+  const err = e as Error
+  fail(err.name === "StageInputError" ? `error: ${err.message}` : `error: ${err.stack ?? String(e)}`)
+})

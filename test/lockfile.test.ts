@@ -1,0 +1,53 @@
+import { mkdtemp, readFile, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { lockPathFor, readLock, writeLock } from "../src/lockfile.js"
+
+describe("lock file", () => {
+  it("sits beside the pipeline", () => {
+    expect(lockPathFor("/p/pipeline.yaml")).toBe("/p/pipeline.lock")
+    expect(lockPathFor("/p/pipelines/train.yml")).toBe("/p/pipelines/train.lock")
+  })
+
+  it("round-trips, in pipeline order, deterministically", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lock-"))
+    const file = join(dir, "pipeline.lock")
+    const lock = {
+      stages: {
+        b: {
+          fingerprint: "f".repeat(64),
+          params: {},
+          deps: [],
+          outs: [{ path: "out", kind: "dir" as const, digest: "d".repeat(64), size: 10 }],
+        },
+        a: {
+          fingerprint: "e".repeat(64),
+          params: { lr: 0.1 },
+          deps: [{ path: "x", digest: "c".repeat(64) }],
+          outs: [{ path: "a.bin", kind: "file" as const, digest: "a".repeat(64), size: 3, executable: true }],
+        },
+      },
+    }
+    await writeLock(file, lock, ["a", "b"])
+    const text = await readFile(file, "utf8")
+    expect(text.indexOf("  a:")).toBeLessThan(text.indexOf("  b:"))
+    expect(await readLock(file)).toEqual({ stages: { a: lock.stages.a, b: lock.stages.b } })
+    await writeLock(file, await readLock(file), ["a", "b"])
+    expect(await readFile(file, "utf8")).toBe(text)
+  })
+
+  it("reads a missing or garbled lock file as empty", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lock-"))
+    expect(await readLock(join(dir, "none.lock"))).toEqual({ stages: {} })
+    await writeFile(join(dir, "bad.lock"), "stages: [1, 2\n")
+    expect(await readLock(join(dir, "bad.lock"))).toEqual({ stages: {} })
+    await writeFile(
+      join(dir, "odd.lock"),
+      "stages:\n  a: {fingerprint: 3}\n  b: {fingerprint: abc, outs: [{path: x}]}\n",
+    )
+    expect(await readLock(join(dir, "odd.lock"))).toEqual({
+      stages: { b: { fingerprint: "abc", params: {}, deps: [], outs: [] } },
+    })
+  })
+})
