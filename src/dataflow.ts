@@ -36,6 +36,44 @@ interface Owned {
   readonly order: number
 }
 
+/** `a/b/c` -> `a`, `a/b` (the folders a path lies in). */
+const ancestors = (path: string): string[] => {
+  const parts = path.split("/")
+  return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join("/"))
+}
+
+/**
+ * Outs indexed for the overlap questions (is a path an out, inside one, or holding some), so a pipeline of
+ * n stages is checked in O(n · depth) rather than by comparing every pair.
+ */
+class OutIndex {
+  private readonly exact = new Map<string, Owned[]>()
+  private readonly under = new Map<string, Owned[]>()
+
+  constructor(owned: ReadonlyArray<Owned>) {
+    for (const o of owned) {
+      push(this.exact, o.out.value, o)
+      for (const dir of ancestors(o.out.value)) push(this.under, dir, o)
+    }
+  }
+
+  /** Outs equal to `path`, containing it, or inside it; in file order. */
+  overlapping(path: string): Owned[] {
+    const found = [
+      ...(this.exact.get(path) ?? []),
+      ...ancestors(path).flatMap((dir) => this.exact.get(dir) ?? []),
+      ...(this.under.get(path) ?? []),
+    ]
+    return found.sort((a, b) => a.order - b.order)
+  }
+}
+
+const push = <K, V>(map: Map<K, V[]>, key: K, value: V): void => {
+  const list = map.get(key)
+  if (list) list.push(value)
+  else map.set(key, [value])
+}
+
 const outDiagnostics = (owned: ReadonlyArray<Owned>): Diagnostic[] => {
   const diagnostics: Diagnostic[] = []
   const first = new Map<string, Owned>()
@@ -65,8 +103,9 @@ const outDiagnostics = (owned: ReadonlyArray<Owned>): Diagnostic[] => {
   }
   // Nested outs: the stage owning the outer path replaces it whole on every run or restore, taking the inner
   // one with it. Report each pair once, at the one written later.
+  const index = new OutIndex(distinct)
   for (const a of distinct)
-    for (const b of distinct) {
+    for (const b of index.overlapping(a.out.value)) {
       if (a === b || !within(b.out.value, a.out.value) || a.out.value === b.out.value) continue
       const [later, earlier] = a.order > b.order ? [a, b] : [b, a]
       const relation = later === b ? "is inside" : "contains"
@@ -92,7 +131,17 @@ export const dataflow = (stages: ReadonlyArray<ResolvedStage>, root: string): Da
     .flatMap((s) => s.outs.map((out) => ({ stage: s.name, out })))
     .map((o, order) => ({ ...o, order }))
   const diagnostics = outDiagnostics(owned)
+  const index = new OutIndex(owned)
   const edges: Edge[] = []
+  // `why` is read only to explain a cycle: built on demand, so the spans it names stay unparsed otherwise.
+  const edge = (from: string, to: string, span: Span, why: () => string): Edge => ({
+    from,
+    to,
+    span,
+    get why() {
+      return why()
+    },
+  })
 
   for (const stage of stages) {
     for (const dep of stage.deps) {
@@ -108,7 +157,7 @@ export const dataflow = (stages: ReadonlyArray<ResolvedStage>, root: string): Da
         continue
       }
       let provided = false
-      for (const o of owned) {
+      for (const o of index.overlapping(dep.value)) {
         const inside = within(dep.value, o.out.value)
         const holds = within(o.out.value, dep.value)
         if (!inside && !holds) continue
@@ -125,14 +174,13 @@ export const dataflow = (stages: ReadonlyArray<ResolvedStage>, root: string): Da
           )
           continue
         }
-        edges.push({
-          from: o.stage,
-          to: stage.name,
-          why: inside
-            ? `"${stage.name}" reads "${dep.value}", an out of "${o.stage}" (${where(dep.span)})`
-            : `"${stage.name}" reads "${dep.value}", which holds an out of "${o.stage}" (${where(dep.span)})`,
-          span: dep.span,
-        })
+        edges.push(
+          edge(o.stage, stage.name, dep.span, () =>
+            inside
+              ? `"${stage.name}" reads "${dep.value}", an out of "${o.stage}" (${where(dep.span)})`
+              : `"${stage.name}" reads "${dep.value}", which holds an out of "${o.stage}" (${where(dep.span)})`,
+          ),
+        )
       }
       if (!provided && !existsSync(join(root, dep.value)))
         diagnostics.push(
@@ -144,23 +192,29 @@ export const dataflow = (stages: ReadonlyArray<ResolvedStage>, root: string): Da
         )
     }
     for (const ref of stage.refs)
-      edges.push({
-        from: ref.value,
-        to: stage.name,
-        why: `"${stage.name}" refers to an out of "${ref.value}" (${where(ref.span)})`,
-        span: ref.span,
-      })
+      edges.push(
+        edge(
+          ref.value,
+          stage.name,
+          ref.span,
+          () => `"${stage.name}" refers to an out of "${ref.value}" (${where(ref.span)})`,
+        ),
+      )
     for (const need of stage.needs)
-      edges.push({
-        from: need.value,
-        to: stage.name,
-        why: `"${stage.name}" needs "${need.value}" (${where(need.span)})`,
-        span: need.span,
-      })
+      edges.push(
+        edge(
+          need.value,
+          stage.name,
+          need.span,
+          () => `"${stage.name}" needs "${need.value}" (${where(need.span)})`,
+        ),
+      )
   }
 
+  const into = new Map<string, Set<string>>(stages.map((s) => [s.name, new Set()]))
+  for (const e of edges) into.get(e.to)?.add(e.from)
   const upstream = new Map<string, ReadonlyArray<string>>(
-    stages.map((s) => [s.name, [...new Set(edges.filter((e) => e.to === s.name).map((e) => e.from))].sort()]),
+    stages.map((s) => [s.name, [...(into.get(s.name) ?? [])].sort()]),
   )
   return { edges, upstream, diagnostics }
 }

@@ -5,7 +5,7 @@
  * the manifest's object name is the directory's digest.
  */
 import { createHash } from "node:crypto"
-import { type BigIntStats, constants } from "node:fs"
+import { type BigIntStats, constants, lstatSync, statSync } from "node:fs"
 import { type FileHandle, lstat, open, readdir, stat } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { StoreIOError } from "./errors.js"
@@ -247,7 +247,9 @@ export const digestPath = async (
   const abs = resolve(path)
   let st: BigIntStats
   try {
-    st = await (walk.follow ? stat : lstat)(abs, { bigint: true })
+    // Synchronous on purpose: most digests are stat-cache hits, for which a thread-pool round trip costs
+    // far more than the stat itself.
+    st = (walk.follow ? statSync : lstatSync)(abs, { bigint: true })
   } catch (e) {
     if (isNotFound(e)) return undefined
     throw ioError("stat", abs, e)

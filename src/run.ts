@@ -10,6 +10,7 @@ import { EventSink } from "./events.js"
 import { execute, type StageResult } from "./executor.js"
 import { type LockFile, type LockStage, lockPathFor, readLock, writeLock } from "./lockfile.js"
 import type { Pipeline } from "./model.js"
+import type { ParseCache } from "./parse-cache.js"
 import { projectLock } from "./project-lock.js"
 import { newRunId, noteProcess, type RunRecord, stageRecord, writeRunRecord } from "./run-record.js"
 import type { StageRunner } from "./runner.js"
@@ -26,6 +27,7 @@ export interface RunOptions {
   readonly keepGoing: boolean
   /** the project's state folder (`.pipeline`): holds the run lock */
   readonly stateDir: string
+  readonly parseCache?: ParseCache
   readonly stageRunner: string
   readonly argv: ReadonlyArray<string>
   readonly env: Readonly<Record<string, string | undefined>>
@@ -80,7 +82,7 @@ export const runPipeline = (
         }
         yield* projectLock(opts.stateDir, opts.argv.join(" "))
         const lockFile = lockPathFor(pipeline.file)
-        const lock = yield* Effect.promise(() => readLock(lockFile))
+        const lock = yield* Effect.promise(() => readLock(lockFile, opts.parseCache))
         const runId = newRunId()
         const runsDir = join(pipeline.root, "runs")
         const startedAt = new Date()
@@ -149,7 +151,7 @@ export const runPipeline = (
         const status = runStatusOf(results, interrupted)
         const ended = new Date()
         yield* Effect.promise(async () => {
-          await writeLock(lockFile, nextLock(pipeline, lock, results), pipeline.order)
+          await writeLock(lockFile, nextLock(pipeline, lock, results), pipeline.order, opts.parseCache)
           await writeRunRecord(runsDir, record(status, results, ended))
         })
         yield* artifacts.flush.pipe(Effect.ignore)

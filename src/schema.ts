@@ -6,6 +6,8 @@
 import type { Ajv, ErrorObject, ValidateFunction } from "ajv"
 import { Effect } from "effect"
 import pipelineSchemaJson from "../schemas/pipeline.schema.json" with { type: "json" }
+import { AJV_OPTIONS } from "./ajv-options.js"
+import precompiled from "./generated/validators.js"
 
 /** The JSON Schema of pipeline YAML (schemas/pipeline.schema.json). */
 export const pipelineSchema: object = pipelineSchemaJson
@@ -26,25 +28,21 @@ const instance = (): Promise<Ajv> => {
   // A bundled dynamic import of a CommonJS module yields only `default`; unbundled Node yields named exports.
   ajv ??= import("ajv").then(
     (m: { Ajv?: typeof Ajv; default?: { Ajv?: typeof Ajv } }) =>
-      new (m.Ajv ?? m.default?.Ajv ?? (m.default as unknown as typeof Ajv))({
-        // every problem at once, so a user fixes a file in one round
-        allErrors: true,
-        // the schemas are product: a typo in a keyword must fail the tests, not be ignored
-        strict: true,
-        // durations are `number | string`, `cmd` is `string | string[]`
-        allowUnionTypes: true,
-        // `parentSchema` lets error messages quote the property's description and list the allowed keys
-        verbose: true,
-        // built-in stages get their defaults written into `with:` so that spelling out a default does not
-        // change the stage's fingerprint
-        useDefaults: true,
-      }),
+      new (m.Ajv ?? m.default?.Ajv ?? (m.default as unknown as typeof Ajv))(AJV_OPTIONS),
   )
   return ajv
 }
 
-/** The compiled validator of a schema object; compiled once per schema. */
+/**
+ * The compiled validator of a schema object; compiled once per schema. The schemas we ship are compiled at
+ * build time (ajv's standalone code, `src/generated/validators.js`): compiling them at run time cost every
+ * command ~150 ms of start-up. Others (none yet) are compiled here on first use.
+ */
 export const compiled = (schema: object): Promise<ValidateFunction> => {
+  const id = (schema as { $id?: unknown }).$id
+  const built =
+    typeof id === "string" ? (precompiled as Record<string, ValidateFunction | undefined>)[id] : undefined
+  if (built !== undefined) return Promise.resolve(built)
   let validator = cache.get(schema)
   if (validator === undefined) {
     validator = instance().then((a) => a.compile(schema))

@@ -29,10 +29,12 @@ import {
 import { topologicalOrder } from "./graph.js"
 import type { Pipeline, Span, Stage } from "./model.js"
 import { applySets, isMapping, overrideParams, type Params } from "./params.js"
+import type { ParseCache } from "./parse-cache.js"
 import { findProjectRoot, lockFileFor } from "./pipeline-file.js"
 import { pipelineSchema, stageKeys, validate, validators } from "./schema.js"
 import { schemaDiagnostics, stageShapeDiagnostics } from "./schema-errors.js"
 import {
+  cachedSource,
   diagnostic,
   displayPath,
   locate,
@@ -53,6 +55,8 @@ export interface LoadOptions {
   readonly root?: string
   /** raw `--set NAME=VALUE` arguments, applied in order */
   readonly sets?: ReadonlyArray<string>
+  /** reuse the data of files parsed before (the CLI keeps it under `.pipeline/cache/parsed`) */
+  readonly parseCache?: ParseCache
 }
 
 interface RawPipeline {
@@ -70,7 +74,11 @@ const sorted = (diagnostics: ReadonlyArray<Diagnostic>): ReadonlyArray<Diagnosti
   [...diagnostics].sort(byPlace)
 
 /** Reads and parses a YAML (or JSON) file; a file that cannot be read is a usage error. */
-const readSource = (file: string, cwd: string): Effect.Effect<SourceFile, UsageError | PipelineSyntaxError> =>
+const readSource = (
+  file: string,
+  cwd: string,
+  cache: ParseCache | undefined,
+): Effect.Effect<SourceFile, UsageError | PipelineSyntaxError> =>
   Effect.gen(function* () {
     const display = displayPath(file, cwd)
     const text = yield* Effect.try({
@@ -81,8 +89,11 @@ const readSource = (file: string, cwd: string): Effect.Effect<SourceFile, UsageE
           hint: "Check the path and the file's permissions.",
         }),
     })
+    const cached = cache?.get(file, text)
+    if (cached !== undefined) return cachedSource(file, display, text, cached)
     const { source, errors } = parseSource(file, display, text)
     if (errors.length > 0) return yield* new PipelineSyntaxError({ diagnostics: errors })
+    cache?.set(file, text, source.value)
     return source
   })
 
@@ -96,7 +107,7 @@ const resolveParams = (
     let params: Params = raw.params ?? {}
     if (raw.params_file !== undefined) {
       const file = resolve(dirname(opts.file), raw.params_file)
-      const paramsSource = yield* readSource(file, opts.cwd).pipe(
+      const paramsSource = yield* readSource(file, opts.cwd, opts.parseCache).pipe(
         Effect.catchTag("UsageError", () =>
           Effect.fail(
             new SpecError({
@@ -111,7 +122,7 @@ const resolveParams = (
           ),
         ),
       )
-      const values = paramsSource.doc.toJS() ?? {}
+      const values = paramsSource.value ?? {}
       if (!isMapping(values))
         return yield* new SpecError({
           diagnostics: [
@@ -132,8 +143,9 @@ const resolveParams = (
     return set.right
   })
 
-// Object.entries would move integer-like names ("1", "2") first: take the order from the document.
+// Object.entries would move integer-like names ("1", "2") first: then take the order from the document.
 const stagesInFileOrder = (raw: RawPipeline, source: SourceFile): ReadonlyMap<string, RawStage> => {
+  if (!Object.keys(raw.stages).some((n) => /^\d+$/.test(n))) return new Map(Object.entries(raw.stages))
   const node = locate(source, ["stages"]).value
   const names = isMap(node) ? node.items.map((p) => String(isScalar(p.key) ? p.key.value : p.key)) : []
   return new Map(names.filter((n) => Object.hasOwn(raw.stages, n)).map((n) => [n, raw.stages[n]!]))
@@ -161,8 +173,8 @@ const cycleError = (
 /** Loads, validates and resolves a pipeline file. Reads files; writes nothing. */
 export const loadPipeline = (opts: LoadOptions): Effect.Effect<Pipeline, PipelineInvalid> =>
   Effect.gen(function* () {
-    const source = yield* readSource(opts.file, opts.cwd)
-    const data: unknown = source.doc.toJS()
+    const source = yield* readSource(opts.file, opts.cwd, opts.parseCache)
+    const data: unknown = source.value
     if (!isMapping(data))
       return yield* new SchemaViolation({
         diagnostics: [

@@ -15,7 +15,15 @@ import { getParam, isMapping, type Params, unknownParamHint } from "./params.js"
 import { normaliseDep, normaliseOut, type ProjectPaths } from "./paths.js"
 import type { Validation } from "./schema.js"
 import { describePath, schemaDiagnostics } from "./schema-errors.js"
-import { diagnostic, keySpanAt, locate, type SourceFile, spanAt, spanWithin } from "./source-map.js"
+import {
+  diagnostic,
+  keySpanAt,
+  locate,
+  type SourceFile,
+  spanAt,
+  spanEither,
+  spanWithin,
+} from "./source-map.js"
 import { suggestion } from "./suggest.js"
 
 /** A stage as written, once the pipeline schema has accepted it. */
@@ -241,10 +249,12 @@ class Resolver {
           for (const d of kind.deps(withValue)) {
             // point at the `with:` entry the dep came from, when one holds exactly this path
             const key = Object.keys(withValue).find((k) => withValue?.[k] === d)
-            const span =
-              key !== undefined && locate(this.inputs.source, [...withPath, key]).found
-                ? this.at([...withPath, key])
-                : this.keyAt(raw.with === undefined ? [...base, "uses"] : withPath)
+            const span = spanEither(
+              this.inputs.source,
+              () => key !== undefined && locate(this.inputs.source, [...withPath, key]).found,
+              this.at([...withPath, key ?? ""]),
+              this.keyAt(raw.with === undefined ? [...base, "uses"] : withPath),
+            )
             kindDeps.push({ value: d, span })
           }
         }

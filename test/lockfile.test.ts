@@ -51,3 +51,52 @@ describe("lock file", () => {
     })
   })
 })
+
+describe("lock file text", () => {
+  it("parses back with yaml to exactly the data it records, whatever the names and values", async () => {
+    const { parse } = await import("yaml")
+    const { formatLock, lockDocument } = await import("../src/lockfile.js")
+    const tricky = [
+      "true",
+      "null",
+      "1",
+      "0x10",
+      ".5",
+      "-",
+      "a: b",
+      "#x",
+      "'q'",
+      '"dq"',
+      "with space",
+      "ünï",
+      "",
+      "~",
+      "@at",
+    ]
+    const lock = {
+      stages: Object.fromEntries(
+        tricky.map((name, i) => [
+          name,
+          {
+            fingerprint: i % 2 ? "1".repeat(64) : "a1".repeat(32),
+            params: { [name]: name, n: i, f: 0.5, big: 1e-7, list: [1, "x", null], obj: { "k: v": true } },
+            deps: [{ path: `dir/${name}`, digest: "0".repeat(63) + "f" }],
+            outs: [
+              {
+                path: name || "x",
+                kind: "file" as const,
+                digest: "f".repeat(64),
+                size: i,
+                executable: i % 2 === 0,
+              },
+            ],
+          },
+        ]),
+      ),
+    }
+    const text = formatLock(lock, tricky)
+    expect(parse(text)).toEqual(lockDocument(lock, tricky))
+    expect(formatLock({ stages: {} }, [])).toMatch(/stages: \{\}\n$/)
+    expect(parse(formatLock({ stages: {} }, []))).toEqual({ schema: 1, stages: {} })
+  })
+})

@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import { invalidToJson, renderInvalid } from "../diagnostic.js"
 import { type PipelineInvalid, UsageError } from "../errors.js"
 import type { Pipeline } from "../model.js"
+import { type ParseCache, parseCacheAt } from "../parse-cache.js"
 import { findProjectRoot, resolvePipelineFile } from "../pipeline-file.js"
 import { loadPipeline } from "../spec.js"
 import type { CliContext, Values } from "./context.js"
@@ -19,6 +20,8 @@ export interface Project {
   readonly stateDir: string
   /** the artifact store */
   readonly storeDir: string
+  /** parsed YAML (pipeline, params and lock files) reused while their text is unchanged */
+  readonly parseCache: ParseCache
 }
 
 /** Where the store is: `--store`, else `PIPELINE_STORE`, else `<root>/.pipeline/store`. */
@@ -55,11 +58,13 @@ export const withProject = <E, R>(
     const file = yield* resolvePipelineFile(positionals[0], ctx.cwd)
     const rootArg = str(values, "root") ?? ctx.env.PIPELINE_ROOT
     const root = findProjectRoot(file, rootArg === undefined ? undefined : resolve(ctx.cwd, rootArg))
-    const pipeline = yield* loadPipeline({ file, cwd: ctx.cwd, root, sets: strs(values, "set") })
+    const parseCache = parseCacheAt(join(root, ".pipeline", "cache", "parsed"))
+    const pipeline = yield* loadPipeline({ file, cwd: ctx.cwd, root, sets: strs(values, "set"), parseCache })
     return {
       pipeline,
       stateDir: join(pipeline.root, ".pipeline"),
       storeDir: storeDirOf(pipeline.root, values, ctx),
+      parseCache,
     }
   }).pipe(
     Effect.matchEffect({

@@ -59,7 +59,7 @@ export const run: CommandSpec = {
     ...locationOptions,
   },
   run: (values, positionals, ctx) =>
-    withProject(values, positionals, ctx, ({ pipeline, stateDir, storeDir }) =>
+    withProject(values, positionals, ctx, ({ pipeline, stateDir, storeDir, parseCache }) =>
       Effect.gen(function* () {
         const jobs = yield* positiveInt(values, "jobs", availableParallelism())
         const gpus = yield* positiveInt(values, "gpus", 0, 0)
@@ -72,7 +72,7 @@ export const run: CommandSpec = {
         const json = values.json === true
         const artifacts = artifactsLive({ root: pipeline.root, stateDir, storeDir })
         if (values["dry-run"] === true) {
-          const lock = yield* Effect.promise(() => readLock(lockPathFor(pipeline.file)))
+          const lock = yield* Effect.promise(() => readLock(lockPathFor(pipeline.file), parseCache))
           const plans = yield* planPipeline(pipeline, lock, selected).pipe(
             Effect.provide(artifacts),
             Effect.orDie,
@@ -97,6 +97,7 @@ export const run: CommandSpec = {
           forceStages: new Set(forceStages),
           keepGoing: values["keep-going"] === true,
           stateDir,
+          parseCache,
           stageRunner: ctx.stageRunner,
           argv: ctx.argv,
           env: ctx.env,

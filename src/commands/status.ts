@@ -16,10 +16,10 @@ export const status: CommandSpec = {
   usage: "[PIPELINE] [options]",
   options: { ...setOption, ...jsonOption, ...locationOptions },
   run: (values, positionals, ctx) =>
-    withProject(values, positionals, ctx, ({ pipeline, stateDir, storeDir }) =>
+    withProject(values, positionals, ctx, ({ pipeline, stateDir, storeDir, parseCache }) =>
       Effect.gen(function* () {
         const selected = yield* selectStages(pipeline, {})
-        const lock = yield* Effect.promise(() => readLock(lockPathFor(pipeline.file)))
+        const lock = yield* Effect.promise(() => readLock(lockPathFor(pipeline.file), parseCache))
         const plans = yield* planPipeline(pipeline, lock, selected).pipe(
           Effect.provide(artifactsLive({ root: pipeline.root, stateDir, storeDir })),
           Effect.orDie,
