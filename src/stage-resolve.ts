@@ -286,14 +286,16 @@ class Resolver {
       const path = [...base, "deps", i]
       return { value: String(this.text(d, path, "text")), span: this.at(path) }
     })
-    return [...written, ...products.kindDeps].flatMap(({ value, span }) => {
-      const result = normaliseDep(value, this.inputs.project)
-      if (result.ok) return [{ value: result.path, span }]
-      this.specErrors.push(
-        diagnostic(span, `dep "${value}" of stage "${name}" ${result.problem}`, result.hint),
-      )
-      return []
-    })
+    return [...written, ...products.kindDeps, ...this.referencedOuts(name, raw)].flatMap(
+      ({ value, span }) => {
+        const result = normaliseDep(value, this.inputs.project)
+        if (result.ok) return [{ value: result.path, span }]
+        this.specErrors.push(
+          diagnostic(span, `dep "${value}" of stage "${name}" ${result.problem}`, result.hint),
+        )
+        return []
+      },
+    )
   }
 
   private params(name: string, raw: RawStage): Readonly<Record<string, unknown>> {
@@ -345,6 +347,27 @@ class Resolver {
       env[key] = typeof value === "string" ? String(this.text(value, path, "text")) : String(value)
     }
     return env
+  }
+
+  /**
+   * The other stages' outs this stage's command, `with:` or `env` refers to: each is a dep, so its content
+   * is in the fingerprint (a stage that reads `${stages.clean.outs[0]}` reruns when that file changes).
+   */
+  private referencedOuts(name: string, raw: RawStage): ReadonlyArray<Placed<string>> {
+    const found: Placed<string>[] = []
+    const scan = (value: unknown, path: Path) => {
+      if (typeof value === "string") {
+        for (const ref of referencesIn(value)) {
+          if (ref._tag !== "StageOut" || ref.stage === name || !this.inputs.stages.has(ref.stage)) continue
+          const out = this.productsOf(ref.stage)?.indexed[ref.index]
+          if (out !== undefined)
+            found.push({ value: out, span: spanWithin(this.inputs.source, path, ref.raw, 0) })
+        }
+      } else if (Array.isArray(value)) for (const [i, v] of value.entries()) scan(v, [...path, i])
+      else if (isMapping(value)) for (const [k, v] of Object.entries(value)) scan(v, [...path, k])
+    }
+    for (const field of ["cmd", "with", "env"] as const) scan(raw[field], ["stages", name, field])
+    return found
   }
 
   /** Every `${stages.x.outs[i]}` of a known stage written anywhere in the stage, located. */

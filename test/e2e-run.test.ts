@@ -73,6 +73,28 @@ describe("pipeline run", () => {
     expect(probe(project)).toEqual(["upper", "first", "shout", "shout"])
   })
 
+  it("treats an out referenced as ${stages.x.outs[i]} as a dep", async () => {
+    project = await TempProject.create({
+      "pipeline.yaml": `
+stages:
+  make:
+    cmd: cp input.txt made.txt
+    deps: [input.txt]
+    outs: [made.txt]
+  use:
+    cmd: cat \${stages.make.outs[0]} > used.txt
+    outs: [used.txt]
+`,
+      "input.txt": "one\n",
+    })
+    expect(statuses((await project.runJson()).summary)).toEqual({ make: "ran", use: "ran" })
+    await project.write("input.txt", "two\n")
+    const r = await project.runJson()
+    expect(statuses(r.summary)).toEqual({ make: "ran", use: "ran" })
+    expect(r.summary.stages.use?.reason).toBe("dep made.txt changed")
+    expect(await project.read("used.txt")).toBe("two\n")
+  })
+
   it("restores a deleted out", async () => {
     project = await TempProject.create({ "pipeline.yaml": chain, "input.txt": "hello world\n" })
     await project.runJson()
