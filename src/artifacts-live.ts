@@ -2,7 +2,8 @@
  * The live `Artifacts` layer: the real workspace, the content-addressed store (`store.ts`) and the stat
  * cache (`stat-cache.ts`), opened once per command and closed with its scope.
  */
-import { appendFile, mkdir, rm } from "node:fs/promises"
+import { rmSync } from "node:fs"
+import { appendFile, mkdir } from "node:fs/promises"
 import { isAbsolute, join } from "node:path"
 import { Effect, Layer } from "effect"
 import { Artifacts, type ArtifactsApi } from "./artifacts.js"
@@ -88,7 +89,9 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
           }),
         restore: (out) =>
           attempt("restore", abs(out.path), () => store.restoreOut(out, abs(out.path), cache)),
-        remove: (path) => io("remove", abs(path), () => rm(abs(path), { recursive: true, force: true })),
+        // Synchronous: usually there is nothing to remove, and an lstat is cheaper than a thread-pool trip.
+        remove: (path) =>
+          io("remove", abs(path), async () => rmSync(abs(path), { recursive: true, force: true })),
         lookup: (fp) => io("read", store.dir, () => store.getRunCache(fp)),
         record: (run) => io("write", store.dir, () => store.putRunCache(run)),
         noteSaved: (entry) =>

@@ -7,8 +7,7 @@
  * with `keepGoing` only the failed stage's downstream is skipped. Interruption kills running process groups
  * (the runner's finalizer) and marks their stages cancelled; nothing of theirs enters the store.
  */
-import { createWriteStream, type WriteStream } from "node:fs"
-import { mkdir } from "node:fs/promises"
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs"
 import { dirname, join } from "node:path"
 import { Deferred, Duration, Effect, Either } from "effect"
 import { Artifacts } from "./artifacts.js"
@@ -103,6 +102,13 @@ export const execute = (
     const done = new Map<string, Deferred.Deferred<StageStatus>>()
     for (const name of order) done.set(name, yield* Deferred.make<StageStatus>())
     let stoppedBy: string | undefined
+    /** folders known to exist, so each is created once per run */
+    const made = new Set<string>()
+    const makeDir = (dir: string) => {
+      if (made.has(dir)) return
+      mkdirSync(dir, { recursive: true })
+      made.add(dir)
+    }
     /** stages whose process started: interrupted, they are cancelled rather than skipped */
     const running = new Set<string>()
 
@@ -122,7 +128,7 @@ export const execute = (
         }
       })
 
-    const runProcesses = (stage: Stage, gpuIds: ReadonlyArray<number>, log: WriteStream) => {
+    const runProcesses = (stage: Stage, gpuIds: ReadonlyArray<number>, writeLog: (line: string) => void) => {
       const env = stageEnv(stage, { root: pipeline.root, runId: opts.runId, gpus: gpuIds }, opts.parentEnv)
       const envWithSpec =
         stage.action._tag === "Builtin"
@@ -144,7 +150,7 @@ export const execute = (
             cwd: pipeline.root,
             env: envWithSpec,
             onOutput: (stream, line) => {
-              log.write(`${line}\n`)
+              writeLog(line)
               events.emit({ type: "stage-output", stage: stage.name, stream, line })
             },
             onEvent: (data) => events.emit({ type: "stage-progress", stage: stage.name, data }),
@@ -172,18 +178,22 @@ export const execute = (
       Effect.gen(function* () {
         const logRel = join("runs", opts.runId, `${stage.name}.log`)
         const logAbs = join(pipeline.root, logRel)
+        // The log is opened on the first line of output: most small stages print nothing.
         let log: WriteStream | undefined
+        const writeLog = (line: string) => {
+          if (!log) {
+            mkdirSync(dirname(logAbs), { recursive: true })
+            log = createWriteStream(logAbs, { flags: "a" })
+          }
+          log.write(`${line}\n`)
+        }
         yield* Effect.addFinalizer(() =>
           Effect.promise(() => new Promise<void>((r) => (log ? log.end(() => r()) : r()))),
         )
         const prepare = Effect.gen(function* () {
           yield* rescue(stage)
           for (const out of stage.outs) yield* artifacts.remove(out)
-          yield* Effect.promise(async () => {
-            for (const out of stage.outs) await mkdir(dirname(join(pipeline.root, out)), { recursive: true })
-            await mkdir(dirname(logAbs), { recursive: true })
-            log ??= createWriteStream(logAbs, { flags: "a" })
-          })
+          for (const out of stage.outs) makeDir(dirname(join(pipeline.root, out)))
         })
         let attempt = 0
         for (;;) {
@@ -196,7 +206,7 @@ export const execute = (
                 yield* prepare
                 running.add(stage.name)
                 events.emit({ type: "stage-started", stage: stage.name, attempt })
-                yield* runProcesses(stage, gpuIds, log!)
+                yield* runProcesses(stage, gpuIds, writeLog)
                 return true
               }),
             )
@@ -212,7 +222,7 @@ export const execute = (
               fingerprint: fp,
               deps,
               attempts: attempt,
-              log: logRel,
+              log: log ? logRel : undefined,
             })
           const delayMs = stage.retryDelayMs * 2 ** (attempt - 1)
           events.emit({
@@ -231,7 +241,7 @@ export const execute = (
             return outcome(
               "failed",
               `the command succeeded but did not write its declared out ${path}: write it, or remove it from outs`,
-              { fingerprint: fp, deps, attempts: attempt, log: logRel },
+              { fingerprint: fp, deps, attempts: attempt, log: log ? logRel : undefined },
             )
           outs.push({ path, ...state })
         }
@@ -242,7 +252,13 @@ export const execute = (
           createdAt: new Date().toISOString(),
           outs,
         })
-        return outcome("ran", "", { fingerprint: fp, deps, outs, attempts: attempt, log: logRel })
+        return outcome("ran", "", {
+          fingerprint: fp,
+          deps,
+          outs,
+          attempts: attempt,
+          log: log ? logRel : undefined,
+        })
       }).pipe(Effect.scoped)
 
     /** Decide what a stage needs and do it. */

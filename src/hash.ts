@@ -5,7 +5,16 @@
  * the manifest's object name is the directory's digest.
  */
 import { createHash } from "node:crypto"
-import { type BigIntStats, constants, lstatSync, statSync } from "node:fs"
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  statSync,
+} from "node:fs"
 import { type FileHandle, lstat, open, readdir, stat } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { StoreIOError } from "./errors.js"
@@ -140,6 +149,37 @@ interface Walk {
 }
 
 /** Hash one regular file, using and refreshing the stat cache. */
+/** Files up to this size are hashed with synchronous calls: cheaper than the thread pool's round trips. */
+const SMALL_FILE_BYTES = 256n * 1024n
+
+/** `digestFile` for a small file; undefined if it changed while being read (the caller then streams it). */
+const digestSmallFile = (
+  abs: string,
+  walk: Walk,
+): { digest: string; size: number; executable: boolean } | undefined => {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | (walk.follow ? 0 : constants.O_NOFOLLOW)
+  let fd: number
+  try {
+    fd = openSync(abs, flags)
+  } catch (e) {
+    if (!walk.follow && errorCode(e) === "ELOOP") throw symlinkError(abs)
+    throw ioError("read", abs, e)
+  }
+  try {
+    const before = fstatSync(fd, { bigint: true })
+    if (!before.isFile()) throw unsupportedError(abs, before)
+    const digest = sha256Bytes(readFileSync(fd))
+    const after = fstatSync(fd, { bigint: true })
+    if (statKey(before) !== statKey(after)) return undefined
+    if (walk.startedNs - before.mtimeNs >= RACY_WINDOW_NS) walk.cache.set(abs, before, digest)
+    return { digest, size: Number(before.size), executable: isExecutable(before) }
+  } catch (e) {
+    throw ioError("read", abs, e)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 const digestFile = async (
   abs: string,
   st: BigIntStats,
@@ -147,6 +187,10 @@ const digestFile = async (
 ): Promise<{ digest: string; size: number; executable: boolean }> => {
   const hit = walk.cache.get(abs, st)
   if (hit !== undefined) return { digest: hit, size: Number(st.size), executable: isExecutable(st) }
+  if (st.size <= SMALL_FILE_BYTES) {
+    const small = digestSmallFile(abs, walk)
+    if (small !== undefined) return small
+  }
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | (walk.follow ? 0 : constants.O_NOFOLLOW)
   // The stat that goes into the cache is taken on the open descriptor before and after reading, so it
   // describes the very bytes hashed; if they differ the file changed under us and we read it again.

@@ -3,10 +3,10 @@
  * store keeps one JSON file per fingerprint (see `Store.getRunCache`); this module defines the shape and
  * checks what is read back, since a file on disk may be truncated or hand-edited.
  */
-import { readFileSync } from "node:fs"
-import { mkdir, readFile, rename, rm, stat } from "node:fs/promises"
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { readFile, rm, stat } from "node:fs/promises"
 import { dirname, join } from "node:path"
-import { ioError, isNotFound, listDir, writeFileExclusive } from "./fs-util.js"
+import { ioError, isNotFound, listDir } from "./fs-util.js"
 import { isDigest, type PathDigest } from "./hash.js"
 
 /**
@@ -123,14 +123,14 @@ export class RunCache {
   async put(entry: RunCacheEntry): Promise<void> {
     const path = this.path(entry.fingerprint)
     const tmp = await this.tempPath()
+    // Synchronous writes: an entry is a few hundred bytes, written once per stage that ran.
     try {
-      await writeFileExclusive(tmp, path, formatRunCacheEntry(entry))
-      await mkdir(dirname(path), { recursive: true })
-      await rename(tmp, path)
+      writeFileSync(tmp, formatRunCacheEntry(entry), { flag: "wx" })
+      mkdirSync(dirname(path), { recursive: true })
+      renameSync(tmp, path)
     } catch (e) {
+      rmSync(tmp, { force: true })
       throw ioError("write", path, e)
-    } finally {
-      await rm(tmp, { force: true }).catch(() => undefined)
     }
   }
 

@@ -15,7 +15,17 @@
  * Streaming always costs one read and one write, and the bytes hashed are the bytes written.
  */
 import { createHash } from "node:crypto"
-import { constants } from "node:fs"
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs"
 import { type FileHandle, lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises"
 import { basename, dirname, join, resolve } from "node:path"
 import { StoreCorrupt, StoreIOError } from "./errors.js"
@@ -46,6 +56,8 @@ import type { StatCache } from "./stat-cache.js"
 
 /** Files copied at once when saving or restoring a directory. */
 const COPY_CONCURRENCY = 8
+/** Files up to this size are saved and hashed with synchronous calls (see `putSmallFile`). */
+export const SMALL_FILE = 256 * 1024
 const HOUR_MS = 60 * 60 * 1000
 
 const readFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
@@ -171,6 +183,48 @@ export class Store {
     }
   }
 
+  /**
+   * `putFile` for a small file, synchronously: most outs are small, and for them the thread-pool round trips
+   * of the streaming path (open, read, write, chmod, close, rename: ~10 of them) cost more than the copy.
+   */
+  private putSmallFile(abs: string, digest: string, size: number): void {
+    const dest = this.objectPath(digest)
+    try {
+      const st = lstatSync(dest, { throwIfNoEntry: false })
+      if (st?.isFile() && st.size === size) return
+      if (st) rmSync(dest, { recursive: true, force: true })
+    } catch (e) {
+      throw ioError("stat", dest, e)
+    }
+    let bytes: Buffer
+    try {
+      const fd = openSync(abs, readFlags)
+      try {
+        bytes = readFileSync(fd)
+      } finally {
+        closeSync(fd)
+      }
+    } catch (e) {
+      throw ioError("read", abs, e)
+    }
+    if (sha256Bytes(bytes) !== digest)
+      throw new StoreIOError({
+        op: "save",
+        path: abs,
+        message: `${abs} changed while it was being saved to the store; is something still writing it?`,
+      })
+    mkdirSync(this.tmpDir, { recursive: true })
+    const tmp = join(this.tmpDir, randomSuffix())
+    try {
+      writeFileSync(tmp, bytes, { mode: 0o444, flag: "wx" })
+      mkdirSync(dirname(dest), { recursive: true })
+      renameSync(tmp, dest)
+    } catch (e) {
+      rmSync(tmp, { force: true })
+      throw ioError("write", dest, e)
+    }
+  }
+
   /** Save `bytes`, whose SHA-256 is `digest`, as an object. */
   private async putBytes(digest: string, bytes: Buffer): Promise<void> {
     if (await this.present(digest, bytes.length)) return
@@ -195,6 +249,7 @@ export class Store {
 
   /** Save the workspace file `abs`, expected to hash to `digest`, as an object. */
   private async putFile(abs: string, digest: string, size: number): Promise<void> {
+    if (size <= SMALL_FILE) return this.putSmallFile(abs, digest, size)
     if (await this.present(digest, size)) return
     const dest = this.objectPath(digest)
     const tmp = await this.tempPath()
