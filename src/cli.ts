@@ -12,6 +12,14 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     process.stdout.write(`${pkg.version}\n`)
     return
   }
+  if (name === "run") {
+    const { tryFastRun } = await import("./fast-run.js")
+    const code = await tryFastRun(argv.slice(1))
+    if (code !== undefined) {
+      process.exitCode = code
+      return
+    }
+  }
   const { runCli } = await import("./cli-main.js")
   runCli(argv, fileURLToPath(new URL("./stage-runner.mjs", import.meta.url)))
 }

@@ -28,10 +28,6 @@ export interface LockFile {
 
 const HEADER = "# Written by `pipeline run`. Commit it: it records what produced the outputs. Do not edit.\n"
 
-/** `pipelines/train.yaml` -> `pipelines/train.lock`. */
-export const lockPathFor = (pipelineFile: string): string =>
-  join(dirname(pipelineFile), `${basename(pipelineFile, extname(pipelineFile))}.lock`)
-
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v)
 

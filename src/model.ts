@@ -64,6 +64,8 @@ export interface Pipeline {
   readonly name: string
   /** absolute path of the pipeline file */
   readonly file: string
+  /** absolute paths of the files the definition was read from: the pipeline file, then its params file */
+  readonly sources: ReadonlyArray<string>
   /** absolute path of the project root; every project-relative path is relative to it */
   readonly root: string
   /** the resolved params: defaults < params file < --set */

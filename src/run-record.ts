@@ -35,6 +35,8 @@ export interface RunRecord {
   readonly argv: ReadonlyArray<string>
   readonly versions: Readonly<Record<string, string>>
   readonly stages: Readonly<Record<string, StageRecord>>
+  /** set when nothing was loaded or checked beyond the no-op snapshot (see `snapshot.ts`) */
+  readonly shortcut?: "snapshot"
 }
 
 /** A new, sortable run id: UTC time to the millisecond plus 4 random hex digits. */

@@ -2,19 +2,22 @@
  * One `pipeline run`: take the project lock, run the executor, then write the lock file and the run record
  * whatever happened (success, failure or interruption).
  */
-import { join } from "node:path"
+
+import { isAbsolute, join } from "node:path"
 import { Effect, Exit } from "effect"
 import { Artifacts } from "./artifacts.js"
 import { type ProjectLocked, type StoreIOError, UsageError } from "./errors.js"
 import { EventSink } from "./events.js"
 import { execute, type StageResult } from "./executor.js"
-import { type LockFile, type LockStage, lockPathFor, readLock, writeLock } from "./lockfile.js"
+import { type LockFile, type LockStage, readLock, writeLock } from "./lockfile.js"
 import type { Pipeline } from "./model.js"
 import type { ParseCache } from "./parse-cache.js"
+import { lockFileFor } from "./pipeline-path.js"
 import { projectLock } from "./project-lock.js"
 import { newRunId, noteProcess, type RunRecord, stageRecord, writeRunRecord } from "./run-record.js"
 import type { StageRunner } from "./runner.js"
 import { makeSlots } from "./slots.js"
+import { type SnapshotKey, writeSnapshot } from "./snapshot.js"
 import { isSuccess, type RunStatus } from "./status.js"
 
 /** Options of one run, as the CLI parsed them. */
@@ -32,6 +35,8 @@ export interface RunOptions {
   readonly argv: ReadonlyArray<string>
   readonly env: Readonly<Record<string, string | undefined>>
   readonly versions: Readonly<Record<string, string>>
+  /** when set, a run that leaves every stage of the pipeline fresh records a no-op snapshot for this key */
+  readonly snapshot?: SnapshotKey
   /** told the outcome even when the run is interrupted (the effect then ends interrupted) */
   readonly onFinish?: (outcome: RunOutcome) => void
 }
@@ -81,7 +86,7 @@ export const runPipeline = (
             })
         }
         yield* projectLock(opts.stateDir, opts.argv.join(" "))
-        const lockFile = lockPathFor(pipeline.file)
+        const lockFile = lockFileFor(pipeline.file)
         const lock = yield* Effect.promise(() => readLock(lockFile, opts.parseCache))
         const runId = newRunId()
         const runsDir = join(pipeline.root, "runs")
@@ -155,6 +160,20 @@ export const runPipeline = (
           await writeRunRecord(runsDir, record(status, results, ended))
         })
         yield* artifacts.flush.pipe(Effect.ignore)
+        if (opts.snapshot && status === "succeeded" && order.length === pipeline.stages.size) {
+          const abs = (p: string) => (isAbsolute(p) ? p : join(pipeline.root, p))
+          const stages = [...pipeline.stages.values()]
+          writeSnapshot(
+            opts.snapshot,
+            {
+              name: pipeline.name,
+              params: pipeline.params,
+              stages: order.map((name) => ({ name, fingerprint: results.get(name)?.fingerprint ?? "" })),
+            },
+            [...pipeline.sources, lockFile, ...stages.flatMap((s) => s.deps.map(abs))],
+            stages.flatMap((s) => s.outs.map(abs)),
+          )
+        }
         events.emit({
           type: "run-finished",
           runId,

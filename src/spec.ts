@@ -252,5 +252,7 @@ export const loadPipeline = (opts: LoadOptions): Effect.Effect<Pipeline, Pipelin
         span: s.span,
       })
     }
-    return { name, file: opts.file, root, params, stages, order: graph.order }
+    const sources =
+      raw.params_file === undefined ? [opts.file] : [opts.file, resolve(dirname(opts.file), raw.params_file)]
+    return { name, file: opts.file, sources, root, params, stages, order: graph.order }
   })

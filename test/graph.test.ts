@@ -27,6 +27,7 @@ const pipeline = (
   return {
     name: "demo",
     file: "/p/pipeline.yaml",
+    sources: ["/p/pipeline.yaml"],
     root: "/p",
     params: {},
     stages: new Map(names.map((n, i) => [n, stage(n, i + 2)])),

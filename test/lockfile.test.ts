@@ -2,12 +2,13 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { lockPathFor, readLock, writeLock } from "../src/lockfile.js"
+import { readLock, writeLock } from "../src/lockfile.js"
+import { lockFileFor } from "../src/pipeline-path.js"
 
 describe("lock file", () => {
   it("sits beside the pipeline", () => {
-    expect(lockPathFor("/p/pipeline.yaml")).toBe("/p/pipeline.lock")
-    expect(lockPathFor("/p/pipelines/train.yml")).toBe("/p/pipelines/train.lock")
+    expect(lockFileFor("/p/pipeline.yaml")).toBe("/p/pipeline.lock")
+    expect(lockFileFor("/p/pipelines/train.yml")).toBe("/p/pipelines/train.lock")
   })
 
   it("round-trips, in pipeline order, deterministically", async () => {

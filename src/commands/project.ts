@@ -8,7 +8,7 @@ import { invalidToJson, renderInvalid } from "../diagnostic.js"
 import { type PipelineInvalid, UsageError } from "../errors.js"
 import type { Pipeline } from "../model.js"
 import { type ParseCache, parseCacheAt } from "../parse-cache.js"
-import { findProjectRoot, resolvePipelineFile } from "../pipeline-file.js"
+import { findProjectRoot, resolvePipelineFile, storeDirFor } from "../pipeline-file.js"
 import { loadPipeline } from "../spec.js"
 import type { CliContext, Values } from "./context.js"
 import { str, strs } from "./options.js"
@@ -25,11 +25,8 @@ export interface Project {
 }
 
 /** Where the store is: `--store`, else `PIPELINE_STORE`, else `<root>/.pipeline/store`. */
-export const storeDirOf = (root: string, values: Values, ctx: CliContext): string => {
-  const explicit = str(values, "store") ?? ctx.env.PIPELINE_STORE
-  if (explicit) return isAbsolute(explicit) ? explicit : resolve(ctx.cwd, explicit)
-  return join(root, ".pipeline", "store")
-}
+export const storeDirOf = (root: string, values: Values, ctx: CliContext): string =>
+  storeDirFor(root, str(values, "store") ?? ctx.env.PIPELINE_STORE, ctx.cwd)
 
 /** Report an invalid pipeline and give the exit code 2. */
 export const reportInvalid = (e: PipelineInvalid, ctx: CliContext, json: boolean): number => {

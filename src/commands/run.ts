@@ -1,13 +1,16 @@
 /**
  * `pipeline run`: execute a pipeline (or `--dry-run`: say what would happen).
  */
+
 import { availableParallelism } from "node:os"
 import { Effect, Layer } from "effect"
 import pkg from "../../package.json" with { type: "json" }
 import { artifactsLive } from "../artifacts-live.js"
 import { EventSink } from "../events.js"
+import { snapshotKeyOf } from "../fast-run.js"
 import { selectStages } from "../graph.js"
-import { lockPathFor, readLock } from "../lockfile.js"
+import { readLock } from "../lockfile.js"
+import { lockFileFor } from "../pipeline-path.js"
 import { planPipeline } from "../plan.js"
 import { textReporter } from "../reporters/text.js"
 import { type RunOutcome, runPipeline } from "../run.js"
@@ -72,7 +75,7 @@ export const run: CommandSpec = {
         const json = values.json === true
         const artifacts = artifactsLive({ root: pipeline.root, stateDir, storeDir })
         if (values["dry-run"] === true) {
-          const lock = yield* Effect.promise(() => readLock(lockPathFor(pipeline.file), parseCache))
+          const lock = yield* Effect.promise(() => readLock(lockFileFor(pipeline.file), parseCache))
           const plans = yield* planPipeline(pipeline, lock, selected).pipe(
             Effect.provide(artifacts),
             Effect.orDie,
@@ -98,6 +101,7 @@ export const run: CommandSpec = {
           keepGoing: values["keep-going"] === true,
           stateDir,
           parseCache,
+          snapshot: snapshotKeyOf(pipeline.file, pipeline.root, storeDir, strs(values, "set"), gpus),
           stageRunner: ctx.stageRunner,
           argv: ctx.argv,
           env: ctx.env,

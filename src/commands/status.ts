@@ -2,10 +2,12 @@
  * `pipeline status`: for each stage, fresh, restorable or stale, and why — relative to the lock file and
  * the store. Changes nothing.
  */
+
 import { Effect } from "effect"
 import { artifactsLive } from "../artifacts-live.js"
 import { selectStages } from "../graph.js"
-import { lockPathFor, readLock } from "../lockfile.js"
+import { readLock } from "../lockfile.js"
+import { lockFileFor } from "../pipeline-path.js"
 import { planPipeline } from "../plan.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, setOption } from "./options.js"
@@ -19,7 +21,7 @@ export const status: CommandSpec = {
     withProject(values, positionals, ctx, ({ pipeline, stateDir, storeDir, parseCache }) =>
       Effect.gen(function* () {
         const selected = yield* selectStages(pipeline, {})
-        const lock = yield* Effect.promise(() => readLock(lockPathFor(pipeline.file), parseCache))
+        const lock = yield* Effect.promise(() => readLock(lockFileFor(pipeline.file), parseCache))
         const plans = yield* planPipeline(pipeline, lock, selected).pipe(
           Effect.provide(artifactsLive({ root: pipeline.root, stateDir, storeDir })),
           Effect.orDie,
