@@ -312,6 +312,23 @@ class Resolver {
           ),
         )
     })
+    // A param interpolated anywhere in the stage is used too: its value is already in the fingerprint through
+    // the text it was written into, and listing it lets `status` say "param x: 1 -> 2" and the stage read it
+    // from PIPELINE_PARAMS.
+    const listed = new Set(used.map(([p]) => p))
+    const scan = (value: unknown) => {
+      if (typeof value === "string") {
+        for (const ref of referencesIn(value)) {
+          if (ref._tag !== "Param" || listed.has(ref.name)) continue
+          const found = getParam(this.inputs.params, ref.name)
+          if (!found.found) continue // reported where it is written
+          listed.add(ref.name)
+          used.push([ref.name, found.value])
+        }
+      } else if (Array.isArray(value)) value.forEach(scan)
+      else if (isMapping(value)) Object.values(value).forEach(scan)
+    }
+    for (const field of ["cmd", "deps", "outs", "with", "env"] as const) scan(raw[field])
     return Object.fromEntries(used.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
   }
 

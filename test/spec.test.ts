@@ -392,3 +392,57 @@ stages:
     expect(before.length).toBe(after.length)
   })
 })
+
+describe("params a stage uses", () => {
+  it("include every param interpolated into it, besides those it lists", async () => {
+    const dir = project({
+      "pipeline.yaml": `params:
+  lr: 0.1
+  model: { size: 3, depth: 2 }
+  unused: 1
+stages:
+  train:
+    cmd: train --lr \${params.lr} --size \${params.model.size}
+    params: [model]
+    env: { DEPTH: "\${params.model.depth}" }
+    outs: [m.bin]
+`,
+    })
+    const p = await load(dir)
+    expect(stage(p, "train").params).toEqual({
+      lr: 0.1,
+      model: { size: 3, depth: 2 },
+      "model.depth": 2,
+      "model.size": 3,
+    })
+  })
+})
+
+describe("the parse cache", () => {
+  it("serves the data of an unchanged file, and the same pipeline comes out", async () => {
+    const { parseCacheAt } = await import("../src/parse-cache.js")
+    const dir = project({
+      "pipeline.yaml":
+        "params:\n  n: 1\nstages:\n  '10':\n    cmd: echo ${params.n} > a\n    outs: [a]\n  '2':\n    cmd: cat a > b\n    deps: [a]\n    outs: [b]\n",
+    })
+    const cache = parseCacheAt(join(dir, ".cache"))
+    const cold = await load(dir, { parseCache: cache })
+    expect(readdirSync(join(dir, ".cache"))).toHaveLength(1)
+    const warm = await load(dir, { parseCache: cache })
+    expect([...warm.stages.keys()]).toEqual(["10", "2"])
+    expect(warm.order).toEqual(cold.order)
+    expect(JSON.stringify([...warm.stages.values()].map((s) => ({ ...s, span: undefined })))).toBe(
+      JSON.stringify([...cold.stages.values()].map((s) => ({ ...s, span: undefined }))),
+    )
+    // A located error from a cached parse still points at the right place.
+    writeFileSync(join(dir, "p2.yaml"), "stages:\n  a:\n    cmd: x\n    outs: [../out]\n")
+    await Effect.runPromiseExit(
+      loadPipeline({ file: join(dir, "p2.yaml"), cwd: dir, root: dir, parseCache: cache }),
+    )
+    const exit = await Effect.runPromiseExit(
+      loadPipeline({ file: join(dir, "p2.yaml"), cwd: dir, root: dir, parseCache: cache }),
+    )
+    const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
+    expect(failure?._tag === "Some" && renderInvalid(failure.value)).toContain("p2.yaml:4:12:")
+  })
+})

@@ -49,6 +49,8 @@ const COLORS: Record<StageStatus, number> = {
   cancelled: 33,
 }
 
+const PROGRESS_EVERY_MS = 2000
+
 const colour = (on: boolean, code: number, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text)
 
 /** Make a reporter writing to `sink`; `tty` turns on colour and in-place progress. */
@@ -103,9 +105,24 @@ export const textReporter = (sink: Sink, tty: boolean) => {
       }
     }
   }
+  /** when each stage's progress was last printed, for plain output */
+  const lastProgress = new Map<string, number>()
+  /**
+   * Plain output (a log, CI) gets a stage's first progress line, its last (step = total), and one every
+   * PROGRESS_EVERY_MS between: a training loop reporting every step would otherwise flood the log.
+   */
+  const showProgress = (e: Extract<RunEvent, { type: "stage-progress" }>): boolean => {
+    const now = Date.now()
+    const last = lastProgress.get(e.stage)
+    const final = e.data.step !== undefined && e.data.step === e.data.total
+    if (last !== undefined && !final && now - last < PROGRESS_EVERY_MS) return false
+    lastProgress.set(e.stage, now)
+    return true
+  }
   return (e: RunEvent): void => {
     const text = render(e)
     if (text === undefined) return
+    if (e.type === "stage-progress" && !tty && !showProgress(e)) return
     if (e.type === "stage-progress" && tty) {
       // In a terminal, progress rewrites one line instead of scrolling.
       clear()
