@@ -1,6 +1,6 @@
 // Bundles the CLI and the stage runner into dist/ with esbuild. Start-up matters: every rerun pays it,
 // and a bundle loads in a fraction of the time node_modules resolution takes.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
@@ -8,7 +8,9 @@ import { Ajv } from "ajv"
 import standaloneCode from "ajv/dist/standalone/index.js"
 import { build } from "esbuild"
 
-rmSync("dist", { recursive: true, force: true })
+// Built beside dist/ and swapped in at the end, so a CLI already running keeps a whole bundle.
+const out = `dist.tmp-${process.pid}`
+rmSync(out, { recursive: true, force: true })
 
 // Precompile the schemas we ship into standalone validators (see src/schema.ts `compiled`), with the
 // runtime's own options. esbuild transpiles the options module so plain Node can import it.
@@ -47,7 +49,7 @@ writeFileSync(
 
 await build({
   entryPoints: { cli: "src/cli.ts", "stage-runner": "src/stage-runner.ts" },
-  outdir: "dist",
+  outdir: out,
   outExtension: { ".js": ".mjs" },
   bundle: true,
   platform: "node",
@@ -66,3 +68,5 @@ await build({
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
   },
 })
+rmSync("dist", { recursive: true, force: true })
+renameSync(out, "dist")

@@ -9,7 +9,7 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs"
 import { dirname, join } from "node:path"
-import { Deferred, Duration, Effect, Either } from "effect"
+import { Deferred, Duration, Effect, Either, Exit } from "effect"
 import { Artifacts } from "./artifacts.js"
 import type { StoreCorrupt, StoreIOError } from "./errors.js"
 import { EventSink } from "./events.js"
@@ -190,11 +190,20 @@ export const execute = (
         yield* Effect.addFinalizer(() =>
           Effect.promise(() => new Promise<void>((r) => (log ? log.end(() => r()) : r()))),
         )
-        const prepare = Effect.gen(function* () {
-          yield* rescue(stage)
-          for (const out of stage.outs) yield* artifacts.remove(out)
-          for (const out of stage.outs) makeDir(dirname(join(pipeline.root, out)))
+        // What a failed or interrupted command left at its outs is not an output of the stage: it is removed (the
+        // log keeps what the command printed), so it is neither mistaken for one nor saved as a hand edit later.
+        const discardOuts = Effect.forEach(stage.outs, (out) => artifacts.remove(out).pipe(Effect.ignore), {
+          discard: true,
         })
+        const prepare = (attempt: number) =>
+          Effect.gen(function* () {
+            if (attempt === 1) yield* rescue(stage)
+            for (const out of stage.outs) yield* artifacts.remove(out)
+            for (const out of stage.outs) makeDir(dirname(join(pipeline.root, out)))
+          })
+        yield* Effect.addFinalizer((exit) =>
+          Exit.isInterrupted(exit) && running.has(stage.name) ? discardOuts : Effect.void,
+        )
         let attempt = 0
         for (;;) {
           attempt++
@@ -203,7 +212,7 @@ export const execute = (
               Effect.gen(function* () {
                 // Checked once the slots are ours: a stage that waited for them must not start after a failure.
                 if (stoppedBy !== undefined && !opts.keepGoing) return false
-                yield* prepare
+                yield* prepare(attempt)
                 running.add(stage.name)
                 events.emit({ type: "stage-started", stage: stage.name, attempt })
                 yield* runProcesses(stage, gpuIds, writeLog)
@@ -217,13 +226,15 @@ export const execute = (
             break
           }
           if (result.left._tag !== "ProcessFailed") return yield* Effect.fail(result.left)
-          if (attempt > stage.retries)
+          if (attempt > stage.retries) {
+            yield* discardOuts
             return outcome("failed", result.left.message, {
               fingerprint: fp,
               deps,
               attempts: attempt,
               log: log ? logRel : undefined,
             })
+          }
           const delayMs = stage.retryDelayMs * 2 ** (attempt - 1)
           events.emit({
             type: "stage-retry",
@@ -237,12 +248,14 @@ export const execute = (
         const outs: LockOut[] = []
         for (const path of stage.outs) {
           const state = yield* artifacts.digest(path, "out")
-          if (!state)
+          if (!state) {
+            yield* discardOuts
             return outcome(
               "failed",
               `the command succeeded but did not write its declared out ${path}: write it, or remove it from outs`,
               { fingerprint: fp, deps, attempts: attempt, log: log ? logRel : undefined },
             )
+          }
           outs.push({ path, ...state })
         }
         for (const out of outs) yield* artifacts.save(out.path, out)

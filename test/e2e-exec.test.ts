@@ -102,6 +102,8 @@ stages:
         .map((s) => (s as { status: string }).status)
         .sort(),
     ).toEqual(["cancelled", "skipped"])
+    // What the interrupted command left at its out is gone: it was never an output of the stage.
+    expect(p.exists("out.txt")).toBe(false)
     const verify = await p.run(["verify"])
     expect(verify.code).toBe(0)
     // Nothing of the interrupted stage entered the store: the next run executes it.

@@ -159,6 +159,7 @@ stages:
     expect(r.summary.stages.bad).toMatchObject({ status: "failed", reason: "exited with code 3" })
     expect(r.summary.stages.after).toMatchObject({ status: "skipped", reason: 'upstream stage "bad" failed' })
     expect(r.stderr).toContain("[bad] oops")
+    expect(project.exists("bad.txt")).toBe(false)
     const again = await project.runJson(["--keep-going"])
     expect(again.summary.stages.independent?.status).toMatch(/ran|cached/)
     expect(again.summary.stages.bad?.status).toBe("failed")
@@ -180,7 +181,7 @@ stages:
       "pipeline.yaml": `
 stages:
   flaky:
-    cmd: echo x >> attempts && test $(wc -l < attempts) -ge 3 && echo done > out.txt
+    cmd: echo partial > out.txt; echo x >> attempts && test $(wc -l < attempts) -ge 3 && echo done > out.txt
     outs: [out.txt]
     retries: 2
     retry_delay: 10ms
@@ -191,6 +192,7 @@ stages:
     expect(r.summary.stages.flaky?.status).toBe("ran")
     expect(r.stderr).toContain("retrying  flaky: attempt 1 failed (exited with code 1); next in 10ms")
     expect(r.stderr).toContain("retrying  flaky: attempt 2 failed (exited with code 1); next in 20ms")
+    expect(r.stderr).not.toContain("saved")
   })
 
   it("kills a stage that runs past its timeout", async () => {
