@@ -102,6 +102,18 @@ describe("the store's location", () => {
   })
 })
 
+describe("store errors", () => {
+  it("are reported in one line with exit 1, not as a crash", async () => {
+    project = await TempProject.create({ "pipeline.yaml": two, "not-a-folder": "x\n" })
+    for (const args of [["run"], ["status"], ["verify"], ["gc"]]) {
+      const r = await project.run([...args, "--store", "not-a-folder/store"])
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(1)
+      expect(r.stderr).toMatch(/^error: .*not-a-folder/m)
+      expect(r.stderr).not.toContain("internal error")
+    }
+  })
+})
+
 describe("gc", () => {
   it("--dry-run reports what it would remove and removes nothing", async () => {
     project = await TempProject.create({ "pipeline.yaml": two })

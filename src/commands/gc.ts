@@ -18,6 +18,7 @@ import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, positiveInt, str } from "./options.js"
 import { storeDirOf } from "./project.js"
 import { projectRootOf } from "./root.js"
+import { reportStoreErrors, storeWork } from "./store-errors.js"
 
 /** Lock files of the project's pipelines: `*.lock` at the root and under `pipelines/`. */
 const lockFiles = async (root: string): Promise<string[]> => {
@@ -93,8 +94,8 @@ export const gc: CommandSpec = {
       const dryRun = values["dry-run"] === true
       const report = yield* Effect.scoped(
         Effect.gen(function* () {
-          yield* projectLock(stateDir, ctx.argv.join(" ")).pipe(Effect.orDie)
-          return yield* Effect.promise(async () => {
+          yield* projectLock(stateDir, ctx.argv.join(" "))
+          return yield* storeWork("collect garbage in", storeDir, async () => {
             const store = await Store.open(storeDir)
             try {
               const cutoff = olderThanMs === undefined ? 0 : Date.now() - olderThanMs
@@ -151,5 +152,5 @@ export const gc: CommandSpec = {
           `${JSON.stringify({ dry_run: dryRun, removed_objects: report.removed, removed_run_cache_entries: report.droppedEntries, kept_objects: report.kept })}\n`,
         )
       return 0
-    }),
+    }).pipe(reportStoreErrors(ctx)),
 }

@@ -14,6 +14,7 @@ import type { CommandSpec } from "./context.js"
 import { locationOptions, str } from "./options.js"
 import { storeDirOf } from "./project.js"
 import { projectRootOf } from "./root.js"
+import { reportStoreErrors, storeWork } from "./store-errors.js"
 
 interface Saved {
   readonly time: string
@@ -93,8 +94,9 @@ export const recover: CommandSpec = {
           message: `${to} already exists`,
           hint: "Pass --to with a path that does not exist yet.",
         })
-      yield* Effect.promise(async () => {
-        const store = await Store.open(storeDirOf(root, values, ctx))
+      const storeDir = storeDirOf(root, values, ctx)
+      yield* storeWork("recover from", storeDir, async () => {
+        const store = await Store.open(storeDir)
         try {
           await store.restoreOut(entry.out, to, StatCache.memory())
         } finally {
@@ -103,5 +105,5 @@ export const recover: CommandSpec = {
       })
       ctx.stderr.write(`recovered ${entry.path} (saved ${entry.time}) to ${to}\n`)
       return 0
-    }),
+    }).pipe(reportStoreErrors(ctx)),
 }

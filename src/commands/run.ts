@@ -18,6 +18,7 @@ import { StageRunnerLive } from "../runner.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, positiveInt, setOption, strs } from "./options.js"
 import { withProject } from "./project.js"
+import { reportStoreErrors } from "./store-errors.js"
 
 const summaryJson = (o: RunOutcome) => ({
   run: o.runId,
@@ -76,10 +77,7 @@ export const run: CommandSpec = {
         const artifacts = artifactsLive({ root: pipeline.root, stateDir, storeDir })
         if (values["dry-run"] === true) {
           const lock = yield* Effect.promise(() => readLock(lockFileFor(pipeline.file), parseCache))
-          const plans = yield* planPipeline(pipeline, lock, selected).pipe(
-            Effect.provide(artifacts),
-            Effect.orDie,
-          )
+          const plans = yield* planPipeline(pipeline, lock, selected).pipe(Effect.provide(artifacts))
           const words = { fresh: "up to date ", restorable: "would restore", stale: "would run  " } as const
           for (const [name, p] of plans)
             ctx.stderr.write(
@@ -92,7 +90,7 @@ export const run: CommandSpec = {
           return 0
         }
         const report = textReporter(ctx.stderr, ctx.tty)
-        const outcome = yield* runPipeline(pipeline, {
+        return yield* runPipeline(pipeline, {
           selected,
           jobs,
           gpus,
@@ -113,24 +111,8 @@ export const run: CommandSpec = {
           Effect.provide(
             Layer.mergeAll(artifacts, StageRunnerLive, Layer.succeed(EventSink, { emit: report })),
           ),
-          Effect.catchTags({
-            ProjectLocked: (e) =>
-              Effect.sync(() => {
-                ctx.stderr.write(
-                  `error: another run holds this project (pid ${e.pid}, started ${e.startedAt}).\n` +
-                    `   Wait for it to finish; if no such process exists, delete ${e.lockFile}.\n`,
-                )
-                return undefined
-              }),
-            StoreIOError: (e) =>
-              Effect.sync(() => {
-                ctx.stderr.write(`error: ${e.message}\n`)
-                return undefined
-              }),
-          }),
+          Effect.map((outcome) => (outcome.status === "succeeded" ? 0 : 1)),
         )
-        if (!outcome) return 1
-        return outcome.status === "succeeded" ? 0 : 1
-      }),
+      }).pipe(reportStoreErrors(ctx)),
     ),
 }

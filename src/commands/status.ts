@@ -12,6 +12,7 @@ import { planPipeline } from "../plan.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, setOption } from "./options.js"
 import { withProject } from "./project.js"
+import { reportStoreErrors } from "./store-errors.js"
 
 export const status: CommandSpec = {
   summary: "say which stages are fresh, restorable from the cache, or stale, and why",
@@ -24,7 +25,6 @@ export const status: CommandSpec = {
         const lock = yield* Effect.promise(() => readLock(lockFileFor(pipeline.file), parseCache))
         const plans = yield* planPipeline(pipeline, lock, selected).pipe(
           Effect.provide(artifactsLive({ root: pipeline.root, stateDir, storeDir })),
-          Effect.orDie,
         )
         const width = Math.max(...[...plans.keys()].map((n) => n.length))
         for (const [name, p] of plans) {
@@ -51,6 +51,6 @@ export const status: CommandSpec = {
             })}\n`,
           )
         return 0
-      }),
+      }).pipe(reportStoreErrors(ctx)),
     ),
 }

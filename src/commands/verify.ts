@@ -8,6 +8,7 @@ import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions } from "./options.js"
 import { storeDirOf } from "./project.js"
 import { projectRootOf } from "./root.js"
+import { reportStoreErrors, storeWork } from "./store-errors.js"
 
 export const verify: CommandSpec = {
   summary: "re-hash the store; exit 1 if any object is corrupt (--repair removes them)",
@@ -21,7 +22,7 @@ export const verify: CommandSpec = {
     Effect.gen(function* () {
       const root = yield* projectRootOf(values, ctx)
       const storeDir = storeDirOf(root, values, ctx)
-      const result = yield* Effect.promise(async () => {
+      const result = yield* storeWork("verify the store at", storeDir, async () => {
         const store = await Store.open(storeDir)
         try {
           let checked = 0
@@ -64,5 +65,5 @@ export const verify: CommandSpec = {
           `${JSON.stringify({ checked: result.checked, corrupt: result.corrupt, repaired: values.repair === true, dropped_run_cache: result.dropped })}\n`,
         )
       return result.corrupt.length > 0 && values.repair !== true ? 1 : 0
-    }),
+    }).pipe(reportStoreErrors(ctx)),
 }
