@@ -30,8 +30,6 @@ export interface ExecuteOptions {
   readonly keepGoing: boolean
   readonly lock: LockFile
   readonly slots: Slots
-  /** folder for this run's stage logs */
-  readonly logDir: string
   /** the built stage-runner entry point, for built-in stages */
   readonly stageRunner: string
   /** the orchestrator's environment, filtered by the allow-list for each stage */

@@ -144,7 +144,6 @@ export const runPipeline = (
               keepGoing: opts.keepGoing,
               lock,
               slots,
-              logDir: join(runsDir, runId),
               stageRunner: opts.stageRunner,
               parentEnv: opts.env,
               onProcess: (stage, pgid) => noteProcess(runsDir, runId, stage, pgid),
