@@ -5,9 +5,11 @@
  * (`--force`, `--only`, `--dry-run`, ...) or anything unusual takes the full path instead, which reaches the
  * same answer more slowly.
  */
-import { resolve } from "node:path"
+import { existsSync } from "node:fs"
+import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import pkg from "../package.json" with { type: "json" }
+import { detectGpus } from "./compute/detect.js"
 import { findPipelineFile, findProjectRoot, storeDirFor } from "./pipeline-path.js"
 import { textReporter } from "./reporters/text.js"
 import { newRunId, type RunRecord, writeRunRecord } from "./run-record.js"
@@ -48,7 +50,7 @@ export const tryFastRun = async (args: ReadonlyArray<string>): Promise<number | 
   }
   const { values, positionals } = parsed
   if (positionals.length > 1) return undefined
-  const gpus = values.gpus === undefined ? 0 : Number(values.gpus)
+  const gpus = values.gpus === undefined ? detectGpus(process.env).count : Number(values.gpus)
   if (!Number.isInteger(gpus) || gpus < 0) return undefined
   if (values.jobs !== undefined && !(Number.isInteger(Number(values.jobs)) && Number(values.jobs) >= 1))
     return undefined
@@ -57,6 +59,9 @@ export const tryFastRun = async (args: ReadonlyArray<string>): Promise<number | 
   if (!("file" in found)) return undefined
   const rootArg = values.root ?? process.env.PIPELINE_ROOT
   const root = findProjectRoot(found.file, rootArg === undefined ? undefined : resolve(cwd, rootArg))
+  // Another run holds the project, or one was killed holding it: the full path reports the holder, or takes
+  // the stale lock over and ends what the killed run left running.
+  if (existsSync(join(root, ".pipeline", "run.lock"))) return undefined
   const storeDir = storeDirFor(root, values.store ?? process.env.PIPELINE_STORE, cwd)
   const summary = checkSnapshot(snapshotKeyOf(found.file, root, storeDir, values.set ?? [], gpus))
   if (!summary) return undefined

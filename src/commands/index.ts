@@ -3,6 +3,7 @@
  */
 import type { CommandSpec } from "./context.js"
 import { dag } from "./dag.js"
+import { doctor } from "./doctor.js"
 import { gc } from "./gc.js"
 import { recover } from "./recover.js"
 import { run } from "./run.js"
@@ -21,4 +22,5 @@ export const commands: Readonly<Record<string, CommandSpec>> = {
   gc,
   verify,
   recover,
+  doctor,
 }

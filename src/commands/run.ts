@@ -6,6 +6,7 @@ import { availableParallelism } from "node:os"
 import { Effect, Layer } from "effect"
 import pkg from "../../package.json" with { type: "json" }
 import { artifactsLive } from "../artifacts-live.js"
+import { detectGpus } from "../compute/detect.js"
 import { EventSink } from "../events.js"
 import { snapshotKeyOf } from "../fast-run.js"
 import { selectStages } from "../graph.js"
@@ -37,7 +38,7 @@ export const run: CommandSpec = {
   options: {
     ...setOption,
     jobs: { type: "string", placeholder: "N", help: "CPU slots (default: the number of CPUs)" },
-    gpus: { type: "string", placeholder: "N", help: "GPU slots, device ids 0..N-1 (default: 0)" },
+    gpus: { type: "string", placeholder: "N", help: "GPU slots, device ids 0..N-1 (default: the GPUs detected)" },
     "dry-run": { type: "boolean", help: "say what would run, restore or stay; change nothing" },
     force: { type: "boolean", help: "rerun every selected stage" },
     "force-stage": {
@@ -66,7 +67,7 @@ export const run: CommandSpec = {
     withProject(values, positionals, ctx, ({ pipeline, stateDir, storeDir, parseCache }) =>
       Effect.gen(function* () {
         const jobs = yield* positiveInt(values, "jobs", availableParallelism())
-        const gpus = yield* positiveInt(values, "gpus", 0, 0)
+        const gpus = yield* positiveInt(values, "gpus", detectGpus(ctx.env).count, 0)
         const selected = yield* selectStages(pipeline, {
           only: strs(values, "only"),
           downstream: strs(values, "downstream"),
