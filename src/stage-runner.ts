@@ -9,6 +9,8 @@ import type { StageImplementation } from "../stages/api.js"
 
 const implementations: Readonly<Record<string, () => Promise<{ run: StageImplementation }>>> = {
   "word-count": () => import("../stages/word-count.js"),
+  ingest: () => import("../stages/ingest.js"),
+  tokenize: () => import("../stages/tokenize.js"),
 }
 
 const fail = (message: string): never => {

@@ -3,7 +3,10 @@
  * reads it to validate `with:`, derive the stage's outs and deps, and put the kind's version into the
  * fingerprint. The implementation lives in a separate module that only the stage runner loads.
  */
+import ingestSchema from "../schemas/stages/ingest.schema.json" with { type: "json" }
+import tokenizeSchema from "../schemas/stages/tokenize.schema.json" with { type: "json" }
 import wordCountSchema from "../schemas/stages/word-count.schema.json" with { type: "json" }
+import { builtinDatasets, datasetDep } from "./datasets.js"
 
 /** What the loader and the fingerprint need to know of a built-in stage kind. */
 export interface KindDefinition {
@@ -32,5 +35,41 @@ const wordCount: KindDefinition = {
   deps: (args) => [String(args.input)],
 }
 
+const names = (v: unknown): string[] =>
+  v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]
+
+const ingest: KindDefinition = {
+  kind: "ingest",
+  version: "1",
+  description:
+    "Reads a dataset (JSON Lines, CSV, text, a folder per label, or a built-in dataset), drops bad rows and duplicates, and splits it into train, validation and test by a hash of each text.",
+  schema: ingestSchema,
+  outs: (_args, outDir) => [outDir],
+  // a built-in dataset's data folder is a dep like any file: its content digest is in the fingerprint
+  deps: (args) =>
+    typeof args.source === "string"
+      ? [args.source]
+      : names(args.dataset).flatMap((name) => {
+          const dataset = builtinDatasets.get(name)
+          return dataset === undefined ? [] : [datasetDep(dataset)]
+        }),
+}
+
+const tokenize: KindDefinition = {
+  kind: "tokenize",
+  version: "1",
+  description:
+    "Turns an ingest stage's splits into BERT token ids (a compact binary artifact), with a given or a trained WordPiece vocabulary.",
+  schema: tokenizeSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => {
+    const train = args.train_vocab as { corpus?: unknown } | undefined
+    const paths = [String(args.data), ...names(args.vocab), ...names(train?.corpus)]
+    return [...new Set(paths)]
+  },
+}
+
 /** Every built-in kind, by name. */
-export const kinds: ReadonlyMap<string, KindDefinition> = new Map([[wordCount.kind, wordCount]])
+export const kinds: ReadonlyMap<string, KindDefinition> = new Map(
+  [wordCount, ingest, tokenize].map((k) => [k.kind, k]),
+)
