@@ -242,6 +242,10 @@ class Resolver {
           )
         } else {
           withValue = validation.value as Readonly<Record<string, unknown>>
+          for (const problem of kind.check?.(withValue) ?? [])
+            this.specErrors.push(
+              diagnostic(this.keyAt(withPath), `stage "${name}": ${problem.message}`, problem.hint),
+            )
           const outDir = typeof withValue.out_dir === "string" ? withValue.out_dir : undefined
           const outSpan = this.keyAt(outDir !== undefined ? [...withPath, "out_dir"] : [...base, "uses"])
           for (const o of kind.outs(withValue, outDir ?? defaultOutDir(this.inputs.pipelineName, name)))
@@ -348,7 +352,8 @@ class Resolver {
   }
 
   private env(name: string, raw: RawStage): Readonly<Record<string, string>> {
-    const env: Record<string, string> = {}
+    // No prototype: a variable named "__proto__" is set like any other.
+    const env: Record<string, string> = Object.create(null)
     for (const [key, value] of Object.entries(raw.env ?? {})) {
       const path = ["stages", name, "env", key]
       if (key.startsWith(RESERVED_ENV_PREFIX)) {

@@ -6,7 +6,10 @@
 import ingestSchema from "../schemas/stages/ingest.schema.json" with { type: "json" }
 import tokenizeSchema from "../schemas/stages/tokenize.schema.json" with { type: "json" }
 import wordCountSchema from "../schemas/stages/word-count.schema.json" with { type: "json" }
+import { StageInputError } from "./api.js"
 import { builtinDatasets, datasetDep } from "./datasets.js"
+import { ingestOptions } from "./ingest-options.js"
+import { tokenizeOptions } from "./tokenize-options.js"
 
 /** What the loader and the fingerprint need to know of a built-in stage kind. */
 export interface KindDefinition {
@@ -20,7 +23,32 @@ export interface KindDefinition {
   readonly outs: (args: Readonly<Record<string, unknown>>, outDir: string) => ReadonlyArray<string>
   /** the paths it reads, as written in `with:` */
   readonly deps: (args: Readonly<Record<string, unknown>>) => ReadonlyArray<string>
+  /** rules of `with:` its schema cannot express; each problem is reported before anything runs (exit 2) */
+  readonly check?: (args: Readonly<Record<string, unknown>>) => ReadonlyArray<KindProblem>
 }
+
+/** A problem with a stage's `with:`: what is wrong and one sentence on what to do. */
+export interface KindProblem {
+  readonly message: string
+  readonly hint: string
+}
+
+/**
+ * A `check` from a kind's own options reader: the rules live once, where the kind reads its `with:`, and
+ * the loader reports what that reader would reject at run time.
+ */
+const checkedBy =
+  (read: (args: Readonly<Record<string, unknown>>) => unknown) =>
+  (args: Readonly<Record<string, unknown>>): ReadonlyArray<KindProblem> => {
+    try {
+      read(args)
+      return []
+    } catch (e) {
+      if (!(e instanceof StageInputError)) throw e
+      const [message = e.message, hint = ""] = e.message.replace(/^with: /, "").split("\n   ")
+      return [{ message, hint }]
+    }
+  }
 
 /** The default folder of a built-in stage's outs, unless `with.out_dir` says otherwise. */
 export const defaultOutDir = (pipelineName: string, stageName: string): string =>
@@ -53,6 +81,7 @@ const ingest: KindDefinition = {
           const dataset = builtinDatasets.get(name)
           return dataset === undefined ? [] : [datasetDep(dataset)]
         }),
+  check: checkedBy(ingestOptions),
 }
 
 const tokenize: KindDefinition = {
@@ -67,6 +96,7 @@ const tokenize: KindDefinition = {
     const paths = [String(args.data), ...names(args.vocab), ...names(train?.corpus)]
     return [...new Set(paths)]
   },
+  check: checkedBy(tokenizeOptions),
 }
 
 /** Every built-in kind, by name. */
