@@ -1,0 +1,201 @@
+/**
+ * The BERT encoder's forward pass in TensorFlow.js core ops, computing what Transformers' `BertModel`
+ * computes (post-LayerNorm blocks, erf GELU, additive attention mask of float32's minimum), so the same
+ * weights give the same numbers up to float rounding.
+ *
+ * Linear weights are `[out, in]` (PyTorch's layout): `x W^T + b` is one `matMul` with `transposeB`. In
+ * training that costs the same as an `[in, out]` weight: either way one of the three products (forward,
+ * input gradient, weight gradient) has a transposed right-hand side, and on the wasm backend the two
+ * layouts measure within noise of each other (bench/encoder-size.mjs --only layout). Keeping PyTorch's
+ * layout means checkpoints load without a transpose and save back byte for byte.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { type BertModel, param } from "./bert.js"
+import type { HiddenAct } from "./config.js"
+
+/** One batch of token ids, `[batch, seq]`, int32. */
+export interface EncoderInput {
+  readonly inputIds: tf.Tensor2D
+  /** 1 for real tokens, 0 for padding; all ones when left out */
+  readonly attentionMask?: tf.Tensor2D
+  /** segment ids; all zeros when left out */
+  readonly tokenTypeIds?: tf.Tensor2D
+}
+
+/** How a forward pass runs. */
+export interface ForwardOptions {
+  /**
+   * Turns dropout on (training), seeded: the same seed gives the same dropout masks. Use a fresh seed per
+   * step (e.g. base seed + step). Left out, dropout is off (evaluation).
+   */
+  readonly dropoutSeed?: number
+}
+
+/** float32's most negative value: what Transformers adds to the scores of masked-out keys. */
+const MASKED_SCORE = -3.4028234663852886e38
+
+/**
+ * `table[indices]` whose gradient is a scatter-add into the table. Equivalent to `tf.gather`, whose
+ * gradient needs the `UnsortedSegmentSum` kernel that the wasm backend lacks; `ScatterNd` is on every
+ * backend and sums duplicate indices.
+ */
+export const gatherRows = (table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D => {
+  const f = tf.customGrad((t, save) => {
+    const idx = indices as tf.Tensor1D
+    ;(save as tf.GradSaveFunc)([idx])
+    return {
+      value: tf.gather(t as tf.Tensor2D, idx),
+      gradFunc: (dy: tf.Tensor, saved: Array<tf.Tensor>) =>
+        tf.scatterND(saved[0]!.expandDims(1), dy, (t as tf.Tensor).shape),
+    }
+  })
+  return f(table) as tf.Tensor2D
+}
+
+/** `x W^T + b` for `x` [n, in], `w` [out, in], `b` [out]. */
+export const linear = (x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D =>
+  tf.add(tf.matMul(x, w as tf.Tensor2D, false, true), b)
+
+/** LayerNorm over the last axis, with biased variance as PyTorch computes it. */
+export const layerNorm = <T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, eps: number): T => {
+  const { mean, variance } = tf.moments(x, -1, true)
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta) as T
+}
+
+const SQRT_HALF = Math.SQRT1_2
+const GELU_TANH_C = Math.sqrt(2 / Math.PI)
+
+/** The activation by Hugging Face's name. */
+export const activation = (act: HiddenAct, x: tf.Tensor): tf.Tensor => {
+  switch (act) {
+    case "gelu":
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT_HALF)), 1))
+    case "gelu_new":
+    case "gelu_pytorch_tanh":
+      return tf.mul(
+        tf.mul(x, 0.5),
+        tf.add(tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_TANH_C)), 1),
+      )
+    case "relu":
+      return tf.relu(x)
+  }
+}
+
+/** A dropout that is off without a seed and otherwise draws its mask from (seed, site). */
+export type Dropout = <T extends tf.Tensor>(x: T, rate: number, site: string) => T
+
+/** The dropout for a forward pass. */
+export const dropoutFor =
+  (options: ForwardOptions): Dropout =>
+  (x, rate, site) =>
+    options.dropoutSeed === undefined || rate === 0
+      ? x
+      : (tf.dropout(x, rate, undefined, `${options.dropoutSeed}:${site}`) as typeof x)
+
+/** Token, position and token-type embeddings, summed and normalised: [batch * seq, hidden]. */
+const embed = (model: BertModel, input: EncoderInput, dropout: Dropout): tf.Tensor2D => {
+  const c = model.config
+  const [batch, seq] = input.inputIds.shape
+  if (seq > c.max_position_embeddings) {
+    throw new Error(`sequence length ${seq} exceeds max_position_embeddings (${c.max_position_embeddings})`)
+  }
+  const d = c.hidden_size
+  const p = (n: string) => param(model, `bert.embeddings.${n}`)
+  const words = gatherRows(p("word_embeddings.weight") as tf.Tensor2D, input.inputIds.reshape([batch * seq]))
+  const types =
+    input.tokenTypeIds === undefined
+      ? tf.slice(p("token_type_embeddings.weight"), [0, 0], [1, d])
+      : gatherRows(
+          p("token_type_embeddings.weight") as tf.Tensor2D,
+          input.tokenTypeIds.reshape([batch * seq]),
+        )
+  const positions = tf.slice(p("position_embeddings.weight"), [0, 0], [seq, d])
+  const summed = tf.add(tf.add(words, types).reshape([batch, seq, d]), positions)
+  const normed = layerNorm(summed, p("LayerNorm.weight"), p("LayerNorm.bias"), c.layer_norm_eps)
+  return dropout(normed, c.hidden_dropout_prob, "embeddings").reshape([batch * seq, d])
+}
+
+/** One transformer block on [batch * seq, hidden]. `maskBias` is [batch, 1, 1, seq] or undefined. */
+const block = (
+  model: BertModel,
+  i: number,
+  x: tf.Tensor2D,
+  shape: { batch: number; seq: number },
+  maskBias: tf.Tensor | undefined,
+  dropout: Dropout,
+): tf.Tensor2D => {
+  const c = model.config
+  const { batch, seq } = shape
+  const heads = c.num_attention_heads
+  const d = c.hidden_size
+  const dh = d / heads
+  const p = (n: string) => param(model, `bert.encoder.layer.${i}.${n}`)
+  const project = (n: string) =>
+    linear(x, p(`attention.self.${n}.weight`), p(`attention.self.${n}.bias`))
+      .reshape([batch, seq, heads, dh])
+      .transpose([0, 2, 1, 3])
+  // Scaling q rather than the scores saves a [batch, heads, seq, seq] tensor (and its gradient); for
+  // BERT's head size of 64 the factor 1/8 is exact, so the result is the same bit for bit.
+  const q = tf.mul(project("query"), 1 / Math.sqrt(dh))
+  const k = project("key")
+  const v = project("value")
+  let scores = tf.matMul(q, k, false, true)
+  if (maskBias !== undefined) scores = tf.add(scores, maskBias)
+  const probs = dropout(tf.softmax(scores), c.attention_probs_dropout_prob, `layer.${i}.attention.probs`)
+  const context = tf
+    .matMul(probs, v)
+    .transpose([0, 2, 1, 3])
+    .reshape([batch * seq, d]) as tf.Tensor2D
+  const attended = dropout(
+    linear(context, p("attention.output.dense.weight"), p("attention.output.dense.bias")),
+    c.hidden_dropout_prob,
+    `layer.${i}.attention.output`,
+  )
+  const h = layerNorm(
+    tf.add(attended, x),
+    p("attention.output.LayerNorm.weight"),
+    p("attention.output.LayerNorm.bias"),
+    c.layer_norm_eps,
+  )
+  const inner = activation(
+    c.hidden_act,
+    linear(h as tf.Tensor2D, p("intermediate.dense.weight"), p("intermediate.dense.bias")),
+  )
+  const out = dropout(
+    linear(inner as tf.Tensor2D, p("output.dense.weight"), p("output.dense.bias")),
+    c.hidden_dropout_prob,
+    `layer.${i}.output`,
+  )
+  return layerNorm(
+    tf.add(out, h),
+    p("output.LayerNorm.weight"),
+    p("output.LayerNorm.bias"),
+    c.layer_norm_eps,
+  ) as tf.Tensor2D
+}
+
+/** The encoder's last hidden states, [batch, seq, hidden]. */
+export const encode = (model: BertModel, input: EncoderInput, options: ForwardOptions = {}): tf.Tensor3D =>
+  tf.tidy(() => {
+    const [batch, seq] = input.inputIds.shape
+    const dropout = dropoutFor(options)
+    const maskBias =
+      input.attentionMask === undefined
+        ? undefined
+        : tf.mul(tf.sub(1, input.attentionMask.toFloat()), MASKED_SCORE).reshape([batch, 1, 1, seq])
+    let x = embed(model, input, dropout)
+    for (let i = 0; i < model.config.num_hidden_layers; i++) {
+      x = block(model, i, x, { batch, seq }, maskBias, dropout)
+    }
+    return x.reshape([batch, seq, model.config.hidden_size])
+  })
+
+/** The pooler: tanh(dense(hidden state of the first token)), [batch, hidden]. */
+export const pool = (model: BertModel, sequence: tf.Tensor3D): tf.Tensor2D =>
+  tf.tidy(() => {
+    const [batch, , d] = sequence.shape
+    const first = tf.slice(sequence, [0, 0, 0], [batch, 1, d]).reshape([batch, d]) as tf.Tensor2D
+    return tf.tanh(
+      linear(first, param(model, "bert.pooler.dense.weight"), param(model, "bert.pooler.dense.bias")),
+    )
+  })
