@@ -91,7 +91,7 @@ describe("initBackend", () => {
     const choice = await initBackend({ prefer: "wasm", env: {} })
     expect(choice.name).toBe("wasm")
     expect(choice.fallback).toBe(false)
-    expect(choice.reason).toBe("WebAssembly with SIMD, single-threaded, with the project's 10 kernels")
+    expect(choice.reason).toBe("WebAssembly with SIMD, single-threaded, with the project's 11 kernels")
     const tf = await import("@tensorflow/tfjs")
     expect(tf.getBackend()).toBe("wasm")
     expect(backendFingerprint(choice)).toEqual({

@@ -9,6 +9,7 @@ import { broadcastBatch, MIN_FAST_WORK, planMatMul } from "../src/compute/kernel
 import { registerWasmKernels, WASM_KERNELS } from "../src/compute/kernels/index.js"
 import { scatterAdd } from "../src/compute/kernels/scatter-add.js"
 import { canonicalize, takesJs, transposeInto } from "../src/compute/kernels/transpose.js"
+import { assertAllocated, asWasm } from "../src/compute/kernels/wasm-heap.js"
 
 const TOLERANCE = 1e-5
 
@@ -39,6 +40,9 @@ const make = (i: Input): tf.Tensor =>
   i.ints !== undefined
     ? tf.tensor(i.ints as number[], i.shape as number[], "int32")
     : tf.tensor(seeded(i.seed ?? 1, size(i.shape)), i.shape as number[])
+
+/** Heap allocations of one small training step on wasm with the shared Identity (see "Identity" below). */
+const STEP_MALLOCS = 28
 
 const relErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
   let diff = 0
@@ -129,6 +133,7 @@ describe("registration", () => {
     expect(WASM_KERNELS.map((k) => k.kernelName)).toEqual([
       "BatchMatMul",
       "Transpose",
+      "Identity",
       "UnsortedSegmentSum",
       "Conv2DBackpropFilter",
       "DepthwiseConv2dNativeBackpropFilter",
@@ -401,5 +406,81 @@ describe("an encoder layer", () => {
         return weighted(tf.add(h, tf.matMul(tf.relu(tf.matMul(h, w1!)), w2!)))
       },
     )
+  })
+})
+
+describe("Identity (shared data)", () => {
+  it("shares the input's heap memory instead of copying it", async () => {
+    await use("wasm")
+    const backend = asWasm(tf.backend())
+    const x = make({ shape: [64, 32], seed: 3 })
+    const before = backend.wasm.HEAPU8.length
+    const y = tf.clone(x)
+    expect(backend.dataIdMap.get(y.dataId)?.memoryOffset).toBe(backend.dataIdMap.get(x.dataId)?.memoryOffset)
+    // The data outlives the first owner: dispose x, y still reads it.
+    const want = Array.from(x.dataSync())
+    x.dispose()
+    expect(Array.from(y.dataSync())).toEqual(want)
+    y.dispose()
+    expect(backend.wasm.HEAPU8.length).toBe(before)
+  })
+
+  it("keeps gradients equal to cpu's through tensors saved for backprop", async () => {
+    await gradCheck(
+      [
+        { shape: [2, 16, 24], seed: 4 },
+        { shape: [24, 20], seed: 5 },
+      ],
+      ([x, w]) => weighted(tf.softmax(tf.tanh(tf.matMul(tf.reshape(x!, [32, 24]), w!)))),
+    )
+  })
+
+  it("stops a repeated training step from allocating per saved tensor", async () => {
+    await use("wasm")
+    const backend = asWasm(tf.backend())
+    const w = tf.variable(make({ shape: [32, 32], seed: 6 }))
+    const x = make({ shape: [64, 32], seed: 7 })
+    const optimizer = tf.train.sgd(0.01)
+    const step = () => optimizer.minimize(() => weighted(tf.tanh(tf.matMul(tf.tanh(x), w))), false, [w])
+    step()
+    const numBytes = tf.memory().numBytes
+    const malloc = backend.wasm as unknown as { _malloc(n: number): number }
+    const original = malloc._malloc
+    let mallocs = 0
+    malloc._malloc = (n) => {
+      mallocs++
+      return original(n)
+    }
+    try {
+      for (let i = 0; i < 3; i++) step()
+    } finally {
+      malloc._malloc = original
+    }
+    // Stock Identity copies each tensor tfjs saves for backprop: 40 allocations per step instead of 28.
+    expect(mallocs / 3).toBe(STEP_MALLOCS)
+    expect(tf.memory().numBytes).toBe(numBytes)
+    tf.dispose([w, x])
+    optimizer.dispose()
+  })
+})
+
+describe("assertAllocated", () => {
+  const backendAt = (memoryOffset: number) =>
+    ({
+      wasm: { HEAPU8: new Uint8Array(8) },
+      dataIdMap: { get: () => ({ id: 1, memoryOffset }) },
+    }) as unknown as Parameters<typeof assertAllocated>[0]
+  const info = (shape: number[]) => ({ dataId: {}, shape, dtype: "float32" as const })
+
+  it("rejects a non-empty tensor that malloc put at 0 (heap exhausted)", () => {
+    expect(() => assertAllocated(backendAt(0), info([4096, 64]))).toThrow(
+      "wasm kernel: out of wasm memory allocating [4096, 64] (heap 8 bytes)",
+    )
+  })
+
+  it("accepts offsets past 2 GiB and empty tensors at 0", () => {
+    expect(assertAllocated(backendAt(2 ** 31 + 8), info([4])).shape).toEqual([4])
+    expect(assertAllocated(backendAt(4_283_293_288), info([4])).shape).toEqual([4])
+    expect(assertAllocated(backendAt(0), info([0, 4])).shape).toEqual([0, 4])
   })
 })

@@ -15,6 +15,7 @@
  */
 import type { BatchMatMulAttrs, KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs"
 import {
+  assertAllocated,
   asWasm,
   disposeView,
   idOf,
@@ -189,7 +190,7 @@ const runFast = (
     if (aN !== a) temporaries.push(aN)
     const bN = s.transposeB ? transposeLast(transpose, backend, b, s.batchB, s.n, s.k) : b
     if (bN !== b) temporaries.push(bN)
-    const out = backend.makeOutput(outShape, "float32")
+    const out = assertAllocated(backend, backend.makeOutput(outShape, "float32"))
     const call = fastMatMul(backend)
     const bShape = shapeBytes([1, s.k, s.n])
     if (route === "fold") {

@@ -4,6 +4,7 @@
 import type * as Tf from "@tensorflow/tfjs"
 import { routedBatchMatMul } from "./batch-matmul.js"
 import { CPU_FALLBACK_KERNELS, cpuFallbackKernel } from "./cpu-fallback.js"
+import { sharedIdentity } from "./identity.js"
 import { scatterAddKernel } from "./scatter-add.js"
 import { jsTranspose } from "./transpose.js"
 import { isProjectKernel } from "./wasm-heap.js"
@@ -12,7 +13,7 @@ import { isProjectKernel } from "./wasm-heap.js"
 export const WASM_KERNELS_VERSION = "1"
 
 /** How a kernel of ours works. */
-export type KernelKind = "routed" | "strided-copy" | "scatter-add" | "cpu-fallback"
+export type KernelKind = "routed" | "strided-copy" | "shared-data" | "scatter-add" | "cpu-fallback"
 
 /** One kernel we put on the wasm backend. */
 export interface RegisteredKernel {
@@ -24,6 +25,7 @@ export interface RegisteredKernel {
 export const WASM_KERNELS: ReadonlyArray<RegisteredKernel> = [
   { kernelName: "BatchMatMul", kind: "routed" },
   { kernelName: "Transpose", kind: "strided-copy" },
+  { kernelName: "Identity", kind: "shared-data" },
   { kernelName: "UnsortedSegmentSum", kind: "scatter-add" },
   ...CPU_FALLBACK_KERNELS.map((kernelName) => ({ kernelName, kind: "cpu-fallback" as const })),
 ]
@@ -31,7 +33,7 @@ export const WASM_KERNELS: ReadonlyArray<RegisteredKernel> = [
 /**
  * Put our kernels on the wasm backend. Call after importing `@tensorflow/tfjs-backend-wasm` (which registers the
  * stock kernels we wrap); idempotent. Kernels the wasm backend gained upstream are left alone, except
- * `BatchMatMul` and `Transpose`, which we wrap. Returns what is registered now.
+ * `BatchMatMul`, `Transpose` and `Identity`, which we wrap. Returns what is registered now.
  */
 export const registerWasmKernels = (tf: typeof Tf): ReadonlyArray<RegisteredKernel> => {
   const stockTranspose = tf.getKernel("Transpose", "wasm")
@@ -45,6 +47,11 @@ export const registerWasmKernels = (tf: typeof Tf): ReadonlyArray<RegisteredKern
   if (!isProjectKernel(stockMatMul)) {
     tf.unregisterKernel("BatchMatMul", "wasm")
     tf.registerKernel(routedBatchMatMul(stockMatMul, tf.getKernel("Transpose", "wasm")!))
+  }
+  const stockIdentity = tf.getKernel("Identity", "wasm")
+  if (stockIdentity !== undefined && !isProjectKernel(stockIdentity)) {
+    tf.unregisterKernel("Identity", "wasm")
+    tf.registerKernel(sharedIdentity(stockIdentity))
   }
   if (tf.getKernel("UnsortedSegmentSum", "wasm") === undefined) tf.registerKernel(scatterAddKernel())
   const cpu = {

@@ -41,6 +41,7 @@ export interface WasmBackend {
     values?: unknown,
   ): TensorInfo
   disposeData(dataId: DataId, force?: boolean): boolean
+  incRef(dataId: DataId): void
   readSync(dataId: DataId): unknown
 }
 
@@ -59,6 +60,19 @@ export const idOf = (backend: WasmBackend, info: TensorInfo): number => dataOf(b
 /** The byte offset of a tensor's data in the heap. */
 export const pointerOf = (backend: WasmBackend, info: TensorInfo): number =>
   dataOf(backend, info).memoryOffset
+
+/**
+ * Throw when the heap could not hold a new tensor. tfjs-backend-wasm 4.22 does not check `malloc`: at the 4 GiB
+ * cap it records offset 0 and the next kernel writes over the bottom of the heap (`Aborted()`, or `memory access
+ * out of bounds`). An empty tensor may sit anywhere, so only a non-empty one at 0 is a failure.
+ */
+export const assertAllocated = (backend: WasmBackend, info: TensorInfo): TensorInfo => {
+  if (pointerOf(backend, info) === 0 && info.shape.every((d) => d > 0))
+    throw new Error(
+      `wasm kernel: out of wasm memory allocating [${info.shape.join(", ")}] (heap ${backend.wasm.HEAPU8.length} bytes)`,
+    )
+  return info
+}
 
 /** Register `size` float32s at `pointer` under a fresh id (see the file comment); dispose with `disposeView`. */
 export const registerView = (backend: WasmBackend, pointer: number, size: number): number => {
