@@ -4,12 +4,13 @@
  */
 import { rmSync } from "node:fs"
 import { appendFile, mkdir } from "node:fs/promises"
-import { isAbsolute, join } from "node:path"
+import { isAbsolute, join, posix } from "node:path"
 import { Effect, Layer } from "effect"
 import { Artifacts, type ArtifactsApi } from "./artifacts.js"
 import { StoreCorrupt, StoreIOError } from "./errors.js"
 import { ioError } from "./fs-util.js"
 import { digestPath, type PathDigest } from "./hash.js"
+import { linkOutside } from "./paths.js"
 import { outRecord } from "./run-cache.js"
 import { StatCache } from "./stat-cache.js"
 import { Store } from "./store.js"
@@ -58,18 +59,44 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
         StatCache.load(join(config.stateDir, "stat-cache.json")),
       )
       const abs = (path: string) => (isAbsolute(path) ? path : join(config.root, path))
+      /**
+       * An out is read, written or removed only inside the project. The loader refused outs that lead out
+       * through a symbolic link; this catches a folder on the way replaced by such a link since (by an earlier
+       * stage, or by hand during the run). A link at the out itself is refused by the hasher, and is replaced
+       * or unlinked, never followed, by a restore or a removal.
+       */
+      const inside = (op: string, path: string) =>
+        Effect.suspend(() => {
+          const parent = posix.dirname(path)
+          const link = isAbsolute(path) ? path : parent === "." ? undefined : linkOutside(parent, config.root)
+          return link === undefined
+            ? Effect.void
+            : Effect.fail(
+                new StoreIOError({
+                  op,
+                  path: abs(path),
+                  message: `refusing to ${op} ${path}: ${link === path ? "it is not inside the project" : `the symbolic link "${link}" leads outside the project`}; replace the link with a folder`,
+                }),
+              )
+        })
       /** the last full digest of each out, so saving a dir does not hash it again */
       const seen = new Map<string, PathDigest>()
       const api: ArtifactsApi = {
         digest: (path, role) =>
-          io("hash", abs(path), () => digestPath(abs(path), cache, { followSymlinks: role === "dep" })).pipe(
-            Effect.map((d) => {
-              if (!d) return undefined
-              if (role === "out") seen.set(path, d)
-              const { path: _path, ...state } = outRecord(path, d)
-              return state
-            }),
-          ),
+          (role === "out" ? inside("read", path) : Effect.void)
+            .pipe(
+              Effect.zipRight(
+                io("hash", abs(path), () => digestPath(abs(path), cache, { followSymlinks: role === "dep" })),
+              ),
+            )
+            .pipe(
+              Effect.map((d) => {
+                if (!d) return undefined
+                if (role === "out") seen.set(path, d)
+                const { path: _path, ...state } = outRecord(path, d)
+                return state
+              }),
+            ),
         isStored: (state) => io("read", store.dir, () => store.has(state.digest)),
         save: (path, state) =>
           io("save", abs(path), async () => {
@@ -88,10 +115,18 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
             await store.putOut(abs(path), d)
           }),
         restore: (out) =>
-          attempt("restore", abs(out.path), () => store.restoreOut(out, abs(out.path), cache)),
+          inside("restore", out.path).pipe(
+            Effect.zipRight(
+              attempt("restore", abs(out.path), () => store.restoreOut(out, abs(out.path), cache)),
+            ),
+          ),
         // Synchronous: usually there is nothing to remove, and an lstat is cheaper than a thread-pool trip.
         remove: (path) =>
-          io("remove", abs(path), async () => rmSync(abs(path), { recursive: true, force: true })),
+          inside("remove", path).pipe(
+            Effect.zipRight(
+              io("remove", abs(path), async () => rmSync(abs(path), { recursive: true, force: true })),
+            ),
+          ),
         lookup: (fp) => io("read", store.dir, () => store.getRunCache(fp)),
         record: (run) => io("write", store.dir, () => store.putRunCache(run)),
         noteSaved: (entry) =>

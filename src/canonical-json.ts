@@ -7,7 +7,8 @@ export const canonicalJson = (value: unknown): string => JSON.stringify(sortKeys
 const sortKeys = (value: unknown): unknown => {
   if (Array.isArray(value)) return value.map(sortKeys)
   if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {}
+    // No prototype: a key named "__proto__" is then data like any other, not the object's prototype.
+    const out: Record<string, unknown> = Object.create(null)
     for (const key of Object.keys(value).sort()) {
       const v = (value as Record<string, unknown>)[key]
       if (v !== undefined) out[key] = sortKeys(v)

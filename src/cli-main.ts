@@ -42,6 +42,19 @@ const usageExit = (ctx: CliContext, e: UsageError, json: boolean): number => {
   return 2
 }
 
+/** What `parseArgs` refused, in our words: an unknown option gets the closest known one. */
+const badOptions = (name: string, command: CommandSpec, e: unknown): UsageError => {
+  const help = `Run \`pipeline ${name} --help\` for its options.`
+  const message = e instanceof Error ? (e.message.split("\n")[0] ?? "") : String(e)
+  const unknown = /^Unknown option '(-{1,2}[^']*)'/.exec(message)?.[1]
+  if (unknown === undefined) return new UsageError({ message, hint: help })
+  const near = closest(unknown.replace(/^-+/, ""), [...Object.keys(command.options), "help"])
+  return new UsageError({
+    message: `unknown option "${unknown}" for \`pipeline ${name}\``,
+    hint: near === undefined ? help : `Did you mean "--${near}"?`,
+  })
+}
+
 /** Exit now with `code` (typed as returning nothing, so `return exit(2)` reads as the end of a path). */
 const exit = (code: number): undefined => {
   process.exit(code)
@@ -94,16 +107,7 @@ export const runCli = (argv: ReadonlyArray<string>, stageRunner: string): undefi
       strict: true,
     })
   } catch (e) {
-    return exit(
-      usageExit(
-        ctx,
-        new UsageError({
-          message: (e as Error).message.split("\n")[0] ?? String(e),
-          hint: `Run \`pipeline ${name} --help\` for its options.`,
-        }),
-        rest.includes("--json"),
-      ),
-    )
+    return exit(usageExit(ctx, badOptions(name, command, e), rest.includes("--json")))
   }
   if (parsed.values.help) {
     process.stdout.write(`${commandHelp(name, command)}\n`)

@@ -41,16 +41,42 @@ const sourceLines = (
   return lines
 }
 
+/** Source lines longer than this are shown as an excerpt around the span. */
+const MAX_LINE = 200
+/** Characters shown on each side of the span in an excerpt, and at most this much of the span itself. */
+const CONTEXT = 40
+const MAX_SPAN = 80
+const CUT = "..."
+
+/**
+ * The part of a source line to show, with the span's new start and end in it: a huge line (a minified JSON
+ * file, a pasted blob) is cut around the span, and control characters, which could drive the terminal, are
+ * shown as "?" (one character for one, so the marker still lines up).
+ */
+const excerpt = (line: string, start: number, end: number) => {
+  const safe = line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "?")
+  if (safe.length <= MAX_LINE) return { text: safe, start, end }
+  const from = Math.max(0, start - CONTEXT)
+  const spanEnd = Math.min(end, start + MAX_SPAN)
+  const to = Math.min(safe.length, Math.max(spanEnd, start + 1) + CONTEXT)
+  const head = from > 0 ? CUT : ""
+  const text = `${head}${safe.slice(from, to)}${to < safe.length ? CUT : ""}`
+  return { text, start: start - from + head.length, end: spanEnd - from + head.length }
+}
+
 const renderOne = (
   d: Diagnostic,
   options: RenderOptions,
   cache: Map<string, ReadonlyArray<string> | null>,
 ) => {
   const out = [`${d.file}:${d.line}:${d.column}: ${d.message}`]
-  const text = sourceLines(d, options, cache)?.[d.line - 1]
-  if (text !== undefined) {
-    const start = Math.max(0, Math.min(d.column - 1, text.length))
-    const end = d.endLine === d.line ? Math.min(d.endColumn - 1, text.length) : text.length
+  const line = sourceLines(d, options, cache)?.[d.line - 1]
+  if (line !== undefined) {
+    const { text, start, end } = excerpt(
+      line,
+      Math.max(0, Math.min(d.column - 1, line.length)),
+      d.endLine === d.line ? Math.min(d.endColumn - 1, line.length) : line.length,
+    )
     // keep tabs in the padding so the marker lines up with the source line in any terminal
     const padding = text.slice(0, start).replace(/[^\t]/g, " ")
     const marker = "~".repeat(Math.max(1, end - start))

@@ -65,6 +65,8 @@ export class ProjectLocked extends Data.TaggedError("ProjectLocked")<{
   readonly pid: number
   readonly startedAt: string
   readonly lockFile: string
+  /** the holder's machine, when it is not this one */
+  readonly host?: string
 }> {}
 
 /** Report an impossible case in an exhaustive switch. */

@@ -12,6 +12,16 @@ export type RunEvent =
       readonly pipeline: string
       readonly stages: ReadonlyArray<string>
     }
+  /**
+   * the project lock was taken over from a run that was killed before it finished; `ended` lists the stage
+   * process groups it had left running, ended before this run touched the workspace
+   */
+  | {
+      readonly type: "interrupted-run"
+      readonly runId: string | undefined
+      readonly pid: number
+      readonly ended: ReadonlyArray<{ readonly stage: string; readonly pgid: number }>
+    }
   | { readonly type: "stage-started"; readonly stage: string; readonly attempt: number }
   | {
       readonly type: "stage-output"

@@ -14,7 +14,7 @@ import { Artifacts } from "./artifacts.js"
 import type { StoreCorrupt, StoreIOError } from "./errors.js"
 import { EventSink } from "./events.js"
 import { assess, currentOuts } from "./freshness.js"
-import type { LockFile, LockOut } from "./lockfile.js"
+import { type LockFile, type LockOut, lockedStage } from "./lockfile.js"
 import type { Pipeline, Stage } from "./model.js"
 import { type ProcessCommand, ProcessFailed, StageRunner } from "./runner.js"
 import type { Slots } from "./slots.js"
@@ -283,7 +283,7 @@ export const execute = (
           return outcome("failed", `dep ${missing.path} does not exist: create it, or fix the path in deps`, {
             deps,
           })
-        const a = yield* assess(stage, deps, opts.lock.stages[stage.name])
+        const a = yield* assess(stage, deps, lockedStage(opts.lock, stage.name))
         const fp = a.fingerprint
         const forced = opts.force || opts.forceStages.has(stage.name)
         if (!forced && a.state === "fresh" && a.recorded) {

@@ -45,6 +45,9 @@ const sameOuts = (a: ReadonlyArray<LockOut | undefined>, b: ReadonlyArray<LockOu
   a.length === b.length &&
   a.every((o, i) => o !== undefined && o.digest === b[i]?.digest && o.path === b[i]?.path)
 
+const sameOutPaths = (outs: ReadonlyArray<LockOut>, paths: ReadonlyArray<string>): boolean =>
+  outs.length === paths.length && outs.every((o, i) => o.path === paths[i])
+
 /** Assess a stage given its deps' digests. */
 export const assess = (
   stage: Stage,
@@ -54,7 +57,10 @@ export const assess = (
   Effect.gen(function* () {
     const artifacts = yield* Artifacts
     const fp = fingerprint(fingerprintInput(stage, new Map(deps.map((d) => [d.path, d.digest]))))
-    const cached = yield* artifacts.lookup(fp)
+    // An entry is only used for the outs this stage declares: one naming other paths (hand-made, or from a
+    // hostile store) would make a restore write where the pipeline never said it may.
+    const entry = yield* artifacts.lookup(fp)
+    const cached = entry && sameOutPaths(entry.outs, stage.outs) ? entry : undefined
     const recorded = cached?.outs ?? (locked?.fingerprint === fp ? locked.outs : undefined)
     const base = { fingerprint: fp, deps, cached, recorded }
     if (recorded && sameOuts(yield* currentOuts(stage), recorded))

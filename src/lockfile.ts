@@ -5,8 +5,8 @@
  * so diffs stay small. A lock file is only ever read for digests and values: no path in it is written to.
  */
 import { readFile, rename, writeFile } from "node:fs/promises"
-import { basename, dirname, extname, join } from "node:path"
 import { parse } from "yaml"
+import { isDigest } from "./hash.js"
 import type { ParseCache } from "./parse-cache.js"
 import { type OutRecord, outRecord } from "./run-cache.js"
 
@@ -20,6 +20,16 @@ export interface LockStage {
   readonly deps: ReadonlyArray<{ readonly path: string; readonly digest: string }>
   readonly outs: ReadonlyArray<LockOut>
 }
+
+/**
+ * A record keyed by stage name, without a prototype: stage names are the user's ("constructor", "__proto__"),
+ * and must neither find `Object.prototype`'s members nor set the prototype.
+ */
+export const noPrototype = <V>(): Record<string, V> => Object.create(null) as Record<string, V>
+
+/** A stage's entry in the lock file, if it has one (only its own entries, whatever the name). */
+export const lockedStage = (lock: LockFile, name: string): LockStage | undefined =>
+  Object.hasOwn(lock.stages, name) ? lock.stages[name] : undefined
 
 /** The whole lock file. */
 export interface LockFile {
@@ -41,12 +51,8 @@ const readStage = (v: unknown): LockStage | undefined => {
     : []
   const outs: LockOut[] = []
   for (const o of Array.isArray(v.outs) ? v.outs : []) {
-    if (
-      !isRecord(o) ||
-      typeof o.path !== "string" ||
-      typeof o.digest !== "string" ||
-      typeof o.size !== "number"
-    )
+    // A digest that is not one (a damaged or hand-edited lock) is dropped: it could only name a wrong path.
+    if (!isRecord(o) || typeof o.path !== "string" || !isDigest(o.digest) || typeof o.size !== "number")
       continue
     if (o.kind === "dir") outs.push(outRecord(o.path, { kind: "dir", digest: o.digest, size: o.size }))
     else if (o.kind === "file")
@@ -68,18 +74,18 @@ export const readLock = async (file: string, cache?: ParseCache): Promise<LockFi
   try {
     text = await readFile(file, "utf8")
   } catch {
-    return { stages: {} }
+    return { stages: noPrototype() }
   }
   let doc: unknown = cache?.get(file, text)
   if (doc === undefined) {
     try {
       doc = parse(text)
     } catch {
-      return { stages: {} }
+      return { stages: noPrototype() }
     }
     cache?.set(file, text, doc)
   }
-  const stages: Record<string, LockStage> = {}
+  const stages = noPrototype<LockStage>()
   if (isRecord(doc) && isRecord(doc.stages)) {
     for (const [name, v] of Object.entries(doc.stages)) {
       const s = readStage(v)
@@ -111,7 +117,7 @@ const flow = (v: unknown): string => (typeof v === "string" ? scalar(v) : JSON.s
 export const formatLock = (lock: LockFile, order: ReadonlyArray<string>): string => {
   const lines = [HEADER.trimEnd(), "schema: 1", "stages:"]
   for (const name of order) {
-    const s = lock.stages[name]
+    const s = lockedStage(lock, name)
     if (!s) continue
     lines.push(`  ${scalar(name)}:`, `    fingerprint: ${scalar(s.fingerprint)}`)
     const params = Object.entries(s.params)
@@ -157,9 +163,9 @@ export const writeLock = async (
 
 /** The data `formatLock`'s text parses to (a unit test holds the two together). */
 export const lockDocument = (lock: LockFile, order: ReadonlyArray<string>): unknown => {
-  const stages: Record<string, unknown> = {}
+  const stages = noPrototype<unknown>()
   for (const name of order) {
-    const s = lock.stages[name]
+    const s = lockedStage(lock, name)
     if (!s) continue
     stages[name] = {
       fingerprint: s.fingerprint,

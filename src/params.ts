@@ -54,7 +54,8 @@ export const overrideParams = (
 ): { readonly params: Params; readonly diagnostics: ReadonlyArray<Diagnostic> } => {
   const diagnostics: Diagnostic[] = []
   const merge = (base: Params, over: Params, path: ReadonlyArray<string>): Params => {
-    const result: Record<string, unknown> = { ...base }
+    // No prototype, so that a param named "__proto__" is set like any other.
+    const result: Record<string, unknown> = Object.assign(Object.create(null), base)
     for (const [key, value] of Object.entries(over)) {
       const here = [...path, key]
       const name = here.join(".")
@@ -110,7 +111,7 @@ export const parseSet = (
     )
   // an empty value means the empty string, which is what `--set name=` says to most people
   if (text.trim() === "") return Either.right({ name, value: "" })
-  const doc = parseDocument(text)
+  const doc = parseDocument(text, { resolveKnownTags: false })
   if (doc.errors.length > 0 || !isScalar(doc.contents))
     return Either.left(
       new UsageError({

@@ -76,15 +76,16 @@ const realLocation = (p: string): string => {
 }
 
 /**
- * The first symbolic link along project-relative `rel` that leads outside the project's real root, if any.
- * A dangling link counts by where its target would be created.
+ * The first symbolic link along project-relative `rel` that leads outside the project's real root `root`, if
+ * any. A dangling link counts by where its target would be created. Checked when the pipeline is loaded, and
+ * again before a run writes or removes an out, since a link may have appeared since.
  */
-const linkOutside = (rel: string, project: ProjectPaths): string | undefined => {
-  const realRoot = realLocation(project.root)
+export const linkOutside = (rel: string, root: string): string | undefined => {
+  const realRoot = realLocation(root)
   const parts = rel.split("/")
   for (let i = 1; i <= parts.length; i++) {
     const prefix = parts.slice(0, i).join("/")
-    const full = join(project.root, prefix)
+    const full = join(root, prefix)
     if (!isLink(full)) continue
     const fromRoot = relative(realRoot, realLocation(resolve(dirname(full), readlinkSync(full))))
     if (escapes(toPosix(fromRoot)) || isAbsolute(fromRoot)) return prefix
@@ -134,7 +135,7 @@ export const normaliseOut = (written: string, project: ProjectPaths): PathResult
         hint: "Write outs to a separate folder, such as outputs/, so a rerun never deletes the pipeline's own files.",
       }
   }
-  const link = linkOutside(rel, project)
+  const link = linkOutside(rel, project.root)
   if (link !== undefined)
     return {
       ok: false,

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import { Artifacts, type ContentState } from "./artifacts.js"
 import type { StoreIOError } from "./errors.js"
 import { assess, type DepDigest } from "./freshness.js"
-import type { LockFile } from "./lockfile.js"
+import { type LockFile, lockedStage } from "./lockfile.js"
 import type { Pipeline } from "./model.js"
 import type { Freshness } from "./status.js"
 
@@ -68,7 +68,7 @@ export const planPipeline = (
         })
         continue
       }
-      const a = yield* assess(stage, deps, lock.stages[name])
+      const a = yield* assess(stage, deps, lockedStage(lock, name))
       plans.set(name, { state: a.state, reasons: a.reasons, fingerprint: a.fingerprint })
       if (a.state === "restorable" && a.cached) for (const o of a.cached.outs) predicted.set(o.path, o)
     }

@@ -29,8 +29,8 @@ export const staleReasons = (
   }
   const names = new Set([...Object.keys(locked.params), ...Object.keys(stage.params)])
   for (const name of [...names].sort()) {
-    const old = locked.params[name]
-    const now = stage.params[name]
+    const old = Object.hasOwn(locked.params, name) ? locked.params[name] : undefined
+    const now = Object.hasOwn(stage.params, name) ? stage.params[name] : undefined
     if (canonicalJson(old) !== canonicalJson(now)) reasons.push(`param ${name}: ${show(old)} -> ${show(now)}`)
   }
   if (reasons.length === 0) reasons.push("stage definition changed (command, outs, env or kind version)")

@@ -25,6 +25,8 @@ export interface StageRecord {
 /** `run.json`. */
 export interface RunRecord {
   readonly id: string
+  /** the orchestrator's pid: a record still `running` whose process is gone belongs to a killed run */
+  readonly pid?: number
   readonly pipeline: string
   readonly name: string
   readonly status: RunStatus
@@ -73,12 +75,28 @@ export const noteProcess = (runsDir: string, runId: string, stage: string, pgid:
   appendFileSync(join(runsDir, runId, "processes.jsonl"), `${JSON.stringify({ stage, pgid })}\n`)
 }
 
-/** Read one run record; undefined if missing or unreadable. */
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v)
+
+/**
+ * Read one run record; undefined if missing, unreadable, or not shaped like one (a torn or hand-edited file).
+ * Its `id` is always the folder's name.
+ */
 export const readRunRecord = async (runsDir: string, id: string): Promise<RunRecord | undefined> => {
+  let v: unknown
   try {
-    return JSON.parse(await readFile(join(runsDir, id, "run.json"), "utf8")) as RunRecord
+    v = JSON.parse(await readFile(join(runsDir, id, "run.json"), "utf8"))
   } catch {
     return undefined
+  }
+  if (!isObject(v) || typeof v.status !== "string" || typeof v.started_at !== "string" || !isObject(v.stages))
+    return undefined
+  if (!Object.values(v.stages).every((s) => isObject(s) && typeof s.status === "string")) return undefined
+  return {
+    ...(v as unknown as RunRecord),
+    id,
+    name: String(v.name),
+    ended_at: typeof v.ended_at === "string" ? v.ended_at : null,
   }
 }
 

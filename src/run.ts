@@ -3,13 +3,15 @@
  * whatever happened (success, failure or interruption).
  */
 
-import { isAbsolute, join } from "node:path"
+import { rm } from "node:fs/promises"
+import { basename, dirname, isAbsolute, join } from "node:path"
 import { Effect, Exit } from "effect"
 import { Artifacts } from "./artifacts.js"
 import { type ProjectLocked, type StoreIOError, UsageError } from "./errors.js"
 import { EventSink } from "./events.js"
 import { execute, type StageResult } from "./executor.js"
-import { type LockFile, type LockStage, readLock, writeLock } from "./lockfile.js"
+import { listDir, removeLeftovers } from "./fs-util.js"
+import { type LockFile, type LockStage, lockedStage, noPrototype, readLock, writeLock } from "./lockfile.js"
 import type { Pipeline } from "./model.js"
 import type { ParseCache } from "./parse-cache.js"
 import { lockFileFor } from "./pipeline-path.js"
@@ -52,15 +54,33 @@ const runStatusOf = (results: ReadonlyMap<string, StageResult>, interrupted: boo
   interrupted ? "cancelled" : [...results.values()].every((r) => isSuccess(r.status)) ? "succeeded" : "failed"
 
 const nextLock = (pipeline: Pipeline, old: LockFile, results: ReadonlyMap<string, StageResult>): LockFile => {
-  const stages: Record<string, LockStage> = {}
+  const stages = noPrototype<LockStage>()
   for (const name of pipeline.order) {
     const r = results.get(name)
     const stage = pipeline.stages.get(name)!
+    const before = lockedStage(old, name)
     if (r && isSuccess(r.status) && r.fingerprint)
       stages[name] = { fingerprint: r.fingerprint, params: stage.params, deps: r.deps, outs: r.outs }
-    else if (old.stages[name]) stages[name] = old.stages[name]
+    else if (before) stages[name] = before
   }
   return { stages }
+}
+
+/**
+ * Remove the temp files a killed run left in the workspace: beside the outs, what a restore was building
+ * (`.<name>.tmp-*`, `.<name>.old-*`), which a stage reading the folder must not see; beside the lock file, a
+ * lock file being written. Only needed after a run was killed: every other run cleans up its own.
+ */
+const clearLeftovers = async (pipeline: Pipeline, lockFile: string): Promise<void> => {
+  for (const stage of pipeline.stages.values())
+    for (const out of stage.outs) {
+      const abs = join(pipeline.root, out)
+      await removeLeftovers(dirname(abs), basename(abs)).catch(() => undefined)
+    }
+  const prefix = `${basename(lockFile)}.tmp-`
+  for (const name of await listDir(dirname(lockFile)).catch(() => []))
+    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)))
+      await rm(join(dirname(lockFile), name), { force: true }).catch(() => undefined)
 }
 
 /** Run a loaded pipeline. Fails only if it cannot start (lock held, bad options); stage failures are results. */
@@ -85,11 +105,15 @@ export const runPipeline = (
               hint: `Pass --gpus ${stage.resources.gpu} if the machine has them, or lower resources.gpu of "${name}".`,
             })
         }
-        yield* projectLock(opts.stateDir, opts.argv.join(" "))
-        const lockFile = lockFileFor(pipeline.file)
-        const lock = yield* Effect.promise(() => readLock(lockFile, opts.parseCache))
         const runId = newRunId()
         const runsDir = join(pipeline.root, "runs")
+        const taken = yield* projectLock(opts.stateDir, { command: opts.argv.join(" "), runId })
+        const lockFile = lockFileFor(pipeline.file)
+        if (taken.interrupted) {
+          events.emit({ type: "interrupted-run", ...taken.interrupted })
+          yield* Effect.promise(() => clearLeftovers(pipeline, lockFile))
+        }
+        const lock = yield* Effect.promise(() => readLock(lockFile, opts.parseCache))
         const startedAt = new Date()
         const order = pipeline.order.filter((n) => opts.selected.has(n))
         const record = (
@@ -98,6 +122,7 @@ export const runPipeline = (
           ended: Date | undefined,
         ): RunRecord => ({
           id: runId,
+          pid: process.pid,
           pipeline: pipeline.file,
           name: pipeline.name,
           status,

@@ -65,7 +65,13 @@ const firstSentence = (text: unknown): string => {
   return end < 0 ? text : text.slice(0, end + 1)
 }
 
-const lowerFirst = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1)
+/** A description continuing a sentence: "How many ..." -> "how many ...", but "CPU slots" stays. */
+const lowerFirst = (s: string): string =>
+  /^[A-Z][A-Z0-9]/.test(s) ? s : s.charAt(0).toLowerCase() + s.slice(1)
+
+/** `lead`, then what the value is for (its schema's description), as one sentence. */
+const hintWith = (lead: string, about: string): string =>
+  about === "" ? `${lead}.` : `${lead}: ${lowerFirst(about)}`
 
 /** A `$ref` inside the root schema (`#/definitions/x`) replaced by what it points at. */
 const deref = (schema: unknown, root: SchemaObject): unknown => {
@@ -203,12 +209,14 @@ const translate = (
         `"with" configures a built-in stage kind: add "uses: <kind>", or remove "with".`,
       )
     case "minimum":
-    case "maximum":
+    case "maximum": {
+      const bound = `${e.keyword === "minimum" ? "at least" : "at most"} ${String(params.limit)}`
       return diagnostic(
         at(path, false),
-        `${where} must be ${e.keyword === "minimum" ? "at least" : "at most"} ${String(params.limit)} (${shown(e.data)})`,
-        describedBy(parent, root),
+        `${where} must be ${bound} (${shown(e.data)})`,
+        hintWith(`Write a number of ${bound} here`, describedBy(parent, root)),
       )
+    }
     case "minItems":
     case "minLength":
     case "minProperties":
@@ -217,7 +225,10 @@ const translate = (
         `${where} must not be empty`,
         path.length === 1 && path[0] === "stages"
           ? 'Add at least one stage, for example "hello: {cmd: echo hello}".'
-          : describedBy(parent, root),
+          : hintWith(
+              e.keyword === "minItems" ? "Add at least one entry" : "Write a value",
+              describedBy(parent, root),
+            ),
       )
     case "uniqueItems": {
       const j = Number(params.j)

@@ -3,8 +3,20 @@
  * finds the node behind a JSON-pointer-like path (what ajv's `instancePath` gives), and turns nodes and
  * offsets into spans.
  */
+import { isUtf8 } from "node:buffer"
 import { isAbsolute, relative, sep } from "node:path"
-import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml"
+import {
+  type Alias,
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+  visit,
+} from "yaml"
 import type { Diagnostic } from "./errors.js"
 import type { Span } from "./model.js"
 import { originOf, setOrigin } from "./origins.js"
@@ -31,7 +43,7 @@ export const cachedSource = (path: string, display: string, text: string, value:
   const tree = () => {
     if (parsed === undefined) {
       const lines = new LineCounter()
-      parsed = { doc: parseDocument(text, { lineCounter: lines, uniqueKeys: true }), lines }
+      parsed = { doc: parseDocument(text, { ...PARSE_OPTIONS, lineCounter: lines }), lines }
     }
     return parsed
   }
@@ -48,6 +60,12 @@ export const cachedSource = (path: string, display: string, text: string, value:
     },
   }
 }
+
+/**
+ * How pipeline files are parsed. YAML 1.1 tags (`!!binary`, `!!timestamp`, `!!set`, ...) are not resolved:
+ * a pipeline holds strings, numbers, booleans, lists and mappings, never bytes, dates or sets.
+ */
+const PARSE_OPTIONS = { uniqueKeys: true, resolveKnownTags: false } as const
 
 /**
  * A span computed on first read of any of its fields. Spans are made for every stage, dep and out, but
@@ -109,15 +127,17 @@ export const parseSource = (
   text: string,
 ): { readonly source: SourceFile; readonly errors: ReadonlyArray<Diagnostic> } => {
   const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true })
-  const source: SourceFile = {
-    path,
-    display,
-    text,
-    value: doc.errors.length > 0 ? undefined : doc.toJS(),
-    doc,
-    lines,
+  const doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter: lines, prettyErrors: true })
+  let value: unknown
+  let expandError: string | undefined
+  try {
+    value = doc.errors.length > 0 ? undefined : doc.toJS()
+  } catch (e) {
+    // `yaml` refuses to expand aliases past a limit (the "billion laughs"), and throws on a few other shapes
+    expandError = e instanceof Error ? e.message : String(e)
   }
+  const source: SourceFile = { path, display, text, value, doc, lines }
+  if (expandError !== undefined) return { source, errors: [expansionError(source, expandError)] }
   const seenLines = new Set<number>()
   const errors: Diagnostic[] = []
   for (const error of doc.errors) {
@@ -141,6 +161,86 @@ export const parseSource = (
     if (errors.length === MAX_SYNTAX_ERRORS) break
   }
   return { source, errors }
+}
+
+/**
+ * Where `bytes` stop being UTF-8, as a diagnostic; undefined if they are valid. Checked before parsing: a
+ * decoder would silently turn a Latin-1 "é" into U+FFFD, and the command run would not be the one written.
+ */
+export const invalidUtf8 = (path: string, display: string, bytes: Uint8Array): Diagnostic | undefined => {
+  if (isUtf8(bytes)) return undefined
+  const at = firstInvalidUtf8(bytes)
+  if (at < 0) return undefined
+  const lineStart = bytes.lastIndexOf(0x0a, at - 1) + 1
+  const line = bytes.subarray(0, at).reduce((n, b) => (b === 0x0a ? n + 1 : n), 1)
+  const column = Buffer.from(bytes.subarray(lineStart, at)).toString("utf8").length + 1
+  const span = { file: display, line, column, endLine: line, endColumn: column + 1 }
+  setOrigin(span, path)
+  return diagnostic(
+    span,
+    `the file is not valid UTF-8 (byte 0x${bytes[at]!.toString(16).toUpperCase().padStart(2, "0")})`,
+    'Save the file as UTF-8 (most editors offer "Save with Encoding"), or convert it: iconv -f LATIN1 -t UTF-8.',
+  )
+}
+
+/** The offset of the first byte that is not part of a well-formed UTF-8 sequence, or -1. */
+const firstInvalidUtf8 = (b: Uint8Array): number => {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!
+    if (c < 0x80) {
+      i++
+      continue
+    }
+    // The second byte's range excludes overlong forms and UTF-16 surrogates (RFC 3629, table 3-7).
+    const [n, lo, hi] =
+      c >= 0xc2 && c <= 0xdf
+        ? [1, 0x80, 0xbf]
+        : c === 0xe0
+          ? [2, 0xa0, 0xbf]
+          : c === 0xed
+            ? [2, 0x80, 0x9f]
+            : c >= 0xe1 && c <= 0xef
+              ? [2, 0x80, 0xbf]
+              : c === 0xf0
+                ? [3, 0x90, 0xbf]
+                : c === 0xf4
+                  ? [3, 0x80, 0x8f]
+                  : c >= 0xf1 && c <= 0xf3
+                    ? [3, 0x80, 0xbf]
+                    : [-1, 0, 0]
+    if (n < 0) return i
+    const second = b[i + 1]
+    if (second === undefined || second < lo || second > hi) return i
+    for (let k = 2; k <= n; k++) {
+      const next = b[i + k]
+      if (next === undefined || next < 0x80 || next > 0xbf) return i
+    }
+    i += n + 1
+  }
+  return -1
+}
+
+/** Why the data of a well-formed document could not be built: an alias to no anchor, or too many aliases. */
+const expansionError = (source: SourceFile, message: string): Diagnostic => {
+  let unresolved: Alias | undefined
+  visit(source.doc, {
+    Alias: (_, node) => {
+      if (unresolved === undefined && node.resolve(source.doc) === undefined) unresolved = node
+    },
+  })
+  if (unresolved !== undefined)
+    return diagnostic(
+      spanOfNode(source, unresolved),
+      `invalid YAML: unknown alias "*${unresolved.source}"`,
+      SYNTAX_HINTS.BAD_ALIAS ?? DEFAULT_SYNTAX_HINT,
+    )
+  if (/alias/i.test(message))
+    return diagnostic(
+      spanOfStart(source),
+      "invalid YAML: its aliases (*name) expand to too much data",
+      "Write the repeated values out, or use fewer aliases.",
+    )
+  return diagnostic(spanOfStart(source), `invalid YAML: ${message.split("\n")[0]}`, DEFAULT_SYNTAX_HINT)
 }
 
 // The key at `offset`: its name (quotes removed) and the length of the key as written.

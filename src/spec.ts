@@ -37,6 +37,7 @@ import {
   cachedSource,
   diagnostic,
   displayPath,
+  invalidUtf8,
   locate,
   parseSource,
   type SourceFile,
@@ -81,14 +82,17 @@ const readSource = (
 ): Effect.Effect<SourceFile, UsageError | PipelineSyntaxError> =>
   Effect.gen(function* () {
     const display = displayPath(file, cwd)
-    const text = yield* Effect.try({
-      try: () => readFileSync(file, "utf8"),
+    const bytes = yield* Effect.try({
+      try: () => readFileSync(file),
       catch: (e) =>
         new UsageError({
           message: `cannot read ${display}: ${e instanceof Error && "code" in e ? String(e.code) : String(e)}`,
           hint: "Check the path and the file's permissions.",
         }),
     })
+    const encoding = invalidUtf8(file, display, bytes)
+    if (encoding !== undefined) return yield* new PipelineSyntaxError({ diagnostics: [encoding] })
+    const text = bytes.toString("utf8")
     const cached = cache?.get(file, text)
     if (cached !== undefined) return cachedSource(file, display, text, cached)
     const { source, errors } = parseSource(file, display, text)

@@ -37,7 +37,7 @@ export const stageEnv = (
   ctx: StageContext,
   parent: Readonly<Record<string, string | undefined>>,
 ): Record<string, string> => {
-  const env: Record<string, string> = {}
+  const env: Record<string, string> = Object.create(null)
   for (const name of PASSTHROUGH_ENV) {
     const v = parent[name]
     if (v !== undefined) env[name] = v

@@ -62,6 +62,12 @@ const HOUR_MS = 60 * 60 * 1000
 
 const readFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 
+/** An object path holding a symbolic link (refused by O_NOFOLLOW) or a directory: not an object. */
+const notAFile = (e: unknown): boolean => {
+  const code = errorCode(e)
+  return code === "ELOOP" || code === "EISDIR" || code === "ERR_FS_EISDIR"
+}
+
 const pidAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
@@ -309,6 +315,10 @@ export class Store {
       bytes = await readFile(path, { flag: readFlags })
     } catch (e) {
       if (isNotFound(e)) throw new StoreCorrupt({ digest, path })
+      if (notAFile(e)) {
+        await this.removeObject(digest)
+        throw new StoreCorrupt({ digest, path })
+      }
       throw ioError("read", path, e)
     }
     if (sha256Bytes(bytes) !== digest) {
@@ -321,20 +331,35 @@ export class Store {
   }
 
   /**
-   * Copy object `digest` to the new file `dest` with the given mode, verifying its digest on the way.
-   * A missing or corrupt object fails with `StoreCorrupt`; a corrupt one is removed from the store.
+   * Copy object `digest` to the new file `dest` with the given mode, verifying its digest on the way; write
+   * errors name `reportAs` (the out, not its temp name). A missing or corrupt object fails with
+   * `StoreCorrupt`; a corrupt one is removed from the store. So is an object that is not a regular file (a
+   * symbolic link is never followed out of the store).
    */
-  private async copyOut(digest: string, size: number, dest: string, executable: boolean): Promise<void> {
+  private async copyOut(
+    digest: string,
+    size: number,
+    dest: string,
+    executable: boolean,
+    reportAs: string,
+  ): Promise<void> {
     const path = this.objectPath(digest)
-    const from = await open(path, readFlags).catch((e: unknown) => {
-      throw isNotFound(e) ? new StoreCorrupt({ digest, path }) : ioError("read", path, e)
+    const from = await open(path, readFlags).catch(async (e: unknown) => {
+      if (isNotFound(e)) throw new StoreCorrupt({ digest, path })
+      if (!notAFile(e)) throw ioError("read", path, e)
+      await this.removeObject(digest)
+      throw new StoreCorrupt({ digest, path })
     })
     try {
+      if (!(await from.stat()).isFile()) {
+        await this.removeObject(digest)
+        throw new StoreCorrupt({ digest, path })
+      }
       const to = await open(dest, "wx", 0o600).catch((e: unknown) => {
-        throw ioError("write", dest, e)
+        throw ioError("write", reportAs, e)
       })
       try {
-        if ((await copyHashing(from, path, to, dest, size)) !== digest) {
+        if ((await copyHashing(from, path, to, reportAs, size)) !== digest) {
           await this.removeObject(digest)
           throw new StoreCorrupt({ digest, path })
         }
@@ -368,7 +393,7 @@ export class Store {
     try {
       if (d.kind === "file") {
         files = [{ path: "", digest: d.digest, size: d.size, executable: d.executable }]
-        await this.copyOut(d.digest, d.size, tmp, d.executable)
+        await this.copyOut(d.digest, d.size, tmp, d.executable, dest)
       } else {
         files = (await this.readManifest(d.digest)).files
         const dirs = new Set(files.map((f) => dirname(join(tmp, f.path))))
@@ -376,10 +401,10 @@ export class Store {
           await mkdir(tmp)
           for (const dir of [...dirs].sort()) await mkdir(dir, { recursive: true })
         } catch (e) {
-          throw ioError("create", tmp, e)
+          throw ioError("create", dest, e)
         }
         await forEachLimit(files, COPY_CONCURRENCY, (f) =>
-          this.copyOut(f.digest, f.size, join(tmp, f.path), f.executable),
+          this.copyOut(f.digest, f.size, join(tmp, f.path), f.executable, join(dest, f.path)),
         )
       }
       await swapIn(tmp, dest, d.kind === "dir")
@@ -433,12 +458,14 @@ export class Store {
     try {
       fh = await open(path, readFlags)
     } catch (e) {
-      if (isNotFound(e)) return false
+      if (isNotFound(e) || notAFile(e)) return false
       throw ioError("read", path, e)
     }
     try {
       const hash = createHash("sha256")
-      const { size } = await fh.stat()
+      const st = await fh.stat()
+      if (!st.isFile()) return false
+      const { size } = st
       await readChunks(fh, size, (chunk) => {
         hash.update(chunk)
       })
@@ -450,10 +477,10 @@ export class Store {
     }
   }
 
-  /** Remove object `digest` (nothing if it is not there). */
+  /** Remove object `digest` (nothing if it is not there; a link is removed, never followed). */
   async removeObject(digest: string): Promise<void> {
     const path = this.objectPath(digest)
-    await rm(path, { force: true }).catch((e: unknown) => {
+    await rm(path, { force: true, recursive: true }).catch((e: unknown) => {
       throw ioError("remove", path, e)
     })
   }

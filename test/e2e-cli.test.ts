@@ -153,7 +153,7 @@ describe("signals and usage", () => {
     expect(cmd.stderr).toBe('error: unknown command "rn"\n   Did you mean "run"?\n')
     const flag = await project.run(["run", "--jbos", "2"])
     expect(flag.code).toBe(2)
-    expect(flag.stderr).toContain("Unknown option '--jbos'")
+    expect(flag.stderr).toBe('error: unknown option "--jbos" for `pipeline run`\n   Did you mean "--jobs"?\n')
     const stage = await project.run(["run", "--only", "mkae"])
     expect(stage.code).toBe(2)
     expect(stage.stderr).toContain('Did you mean "make"?')

@@ -73,7 +73,7 @@ describe("pipeline run", () => {
     expect(probe(project)).toEqual(["upper", "first", "shout", "shout"])
   })
 
-  it("treats an out referenced as ${stages.x.outs[i]} as a dep", async () => {
+  it("treats another stage's out referenced in cmd as a dep", async () => {
     project = await TempProject.create({
       "pipeline.yaml": `
 stages:

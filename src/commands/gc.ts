@@ -94,7 +94,7 @@ export const gc: CommandSpec = {
       const dryRun = values["dry-run"] === true
       const report = yield* Effect.scoped(
         Effect.gen(function* () {
-          yield* projectLock(stateDir, ctx.argv.join(" "))
+          yield* projectLock(stateDir, { command: ctx.argv.join(" ") })
           return yield* storeWork("collect garbage in", storeDir, async () => {
             const store = await Store.open(storeDir)
             try {

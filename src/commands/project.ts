@@ -2,7 +2,7 @@
  * Loading the pipeline a command names, and where its project keeps its state. Invalid pipelines are
  * rendered here (human text on stderr, the JSON error object on stdout with `--json`) and become exit 2.
  */
-import { isAbsolute, join, resolve } from "node:path"
+import { join, resolve } from "node:path"
 import { Effect } from "effect"
 import { invalidToJson, renderInvalid } from "../diagnostic.js"
 import { type PipelineInvalid, UsageError } from "../errors.js"

@@ -38,7 +38,11 @@ export const run: CommandSpec = {
   options: {
     ...setOption,
     jobs: { type: "string", placeholder: "N", help: "CPU slots (default: the number of CPUs)" },
-    gpus: { type: "string", placeholder: "N", help: "GPU slots, device ids 0..N-1 (default: the GPUs detected)" },
+    gpus: {
+      type: "string",
+      placeholder: "N",
+      help: "GPU slots, device ids 0..N-1 (default: the GPUs detected)",
+    },
     "dry-run": { type: "boolean", help: "say what would run, restore or stay; change nothing" },
     force: { type: "boolean", help: "rerun every selected stage" },
     "force-stage": {

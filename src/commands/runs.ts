@@ -4,14 +4,27 @@
 import { join } from "node:path"
 import { Effect } from "effect"
 import { UsageError } from "../errors.js"
+import { processAlive } from "../processes.js"
 import { listRunRecords, type RunRecord } from "../run-record.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption } from "./options.js"
 import { projectRootOf, rootOption } from "./root.js"
 
-/** A run killed without a chance to write its end stays `running` with no end time. */
-const shownStatus = (r: RunRecord): string =>
-  r.status === "running" && r.ended_at === null ? "running or interrupted" : r.status
+/**
+ * A run killed without a chance to write its end stays `running` with no end time; it is `interrupted` once
+ * its process is gone (a record from before pids were recorded cannot tell).
+ */
+const isInterrupted = (r: RunRecord): boolean | undefined =>
+  r.status !== "running" || r.ended_at !== null
+    ? false
+    : typeof r.pid === "number"
+      ? !processAlive(r.pid)
+      : undefined
+
+const shownStatus = (r: RunRecord): string => {
+  const interrupted = isInterrupted(r)
+  return interrupted === undefined ? "running or interrupted" : interrupted ? "interrupted" : r.status
+}
 
 export const runs: CommandSpec = {
   summary: "list run records, newest last",
@@ -23,7 +36,7 @@ export const runs: CommandSpec = {
       const records = yield* Effect.promise(() => listRunRecords(join(root, "runs")))
       if (values.json === true) {
         ctx.stdout.write(
-          `${JSON.stringify({ runs: records.map((r) => ({ id: r.id, name: r.name, status: r.status, started_at: r.started_at, ended_at: r.ended_at })) })}\n`,
+          `${JSON.stringify({ runs: records.map((r) => ({ id: r.id, name: r.name, status: r.status, interrupted: isInterrupted(r) ?? null, started_at: r.started_at, ended_at: r.ended_at })) })}\n`,
         )
         return 0
       }

@@ -37,7 +37,7 @@ export const reportStoreErrors =
         ProjectLocked: (e) =>
           fail(
             ctx,
-            `error: another run holds this project (pid ${e.pid}, started ${e.startedAt}).\n   Wait for it to finish; if no such process exists, delete ${e.lockFile}.\n`,
+            `error: another run holds this project (pid ${e.pid}${e.host === undefined ? "" : ` on ${e.host}`}, started ${e.startedAt}).\n   Wait for it to finish; if no such process exists, delete ${e.lockFile}.\n`,
           ),
         StoreCorrupt: (e) =>
           fail(

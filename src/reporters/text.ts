@@ -70,6 +70,13 @@ export const textReporter = (sink: Sink, tty: boolean) => {
     switch (e.type) {
       case "run-started":
         return `run ${e.runId}: ${e.pipeline} (${e.stages.length} stage${e.stages.length === 1 ? "" : "s"})`
+      case "interrupted-run":
+        return (
+          `note: ${e.runId === undefined ? "a run" : `run ${e.runId}`} (pid ${e.pid}) was killed before it finished; took over its lock` +
+          (e.ended.length === 0
+            ? ""
+            : `, and ended the stage processes it left running: ${e.ended.map((p) => `${p.stage} (group ${p.pgid})`).join(", ")}`)
+        )
       case "stage-started":
         return `${colour(tty, COLORS.running, "running  ")} ${e.stage}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ""}`
       case "stage-output":
