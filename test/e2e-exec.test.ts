@@ -5,22 +5,13 @@
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { statuses, TempProject, until } from "./support/project.js"
+import { processAlive, statuses, TempProject, until } from "./support/project.js"
 
 let project: TempProject | undefined
 afterEach(async () => {
   await project?.remove()
   project = undefined
 })
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe("parallelism", () => {
   it("runs independent stages at the same time", async () => {
@@ -93,7 +84,7 @@ stages:
     child.kill("SIGINT")
     expect(await exited).toBe(130)
     const pids = ["child.pid", "shell.pid"].map((f) => Number(readFileSync(p.path(f), "utf8").trim()))
-    for (const pid of pids) expect(alive(pid), `pid ${pid} still alive`).toBe(false)
+    for (const pid of pids) expect(processAlive(pid), `pid ${pid} still alive`).toBe(false)
     const runs = readdirSync(p.path("runs")).filter((d) => d !== "README.md")
     const record = JSON.parse(readFileSync(join(p.path("runs"), runs[0]!, "run.json"), "utf8"))
     expect(record.status).toBe("cancelled")

@@ -8,24 +8,13 @@ import { spawn, spawnSync } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { repoRoot, TempProject, until } from "./support/project.js"
+import { processAlive, repoRoot, TempProject, until } from "./support/project.js"
 
 let project: TempProject | undefined
 afterEach(async () => {
   await project?.remove()
   project = undefined
 })
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  // a killed process whose parent has not reaped it yet is a zombie: dead for our purposes
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z"
-}
 
 describe("a run killed with SIGKILL", () => {
   it("stays `running` with no end time, shows as interrupted, and its leftover stage is ended by the next run", async () => {
@@ -51,7 +40,7 @@ stages:
     child.kill("SIGKILL")
     await exited
     // Node cannot take its children down with it: the stage's process group is still running.
-    expect(alive(leftover)).toBe(true)
+    expect(processAlive(leftover)).toBe(true)
 
     const [id] = readdirSync(p.path("runs"))
     const record = JSON.parse(await p.read(`runs/${id}/run.json`))
@@ -78,7 +67,7 @@ stages:
     expect(next.stderr).toContain(
       `note: run ${id} (pid ${child.pid}) was killed before it finished; took over its lock, and ended the stage processes it left running: slow (group ${leftover})\n`,
     )
-    expect(alive(leftover)).toBe(false)
+    expect(processAlive(leftover)).toBe(false)
     expect(await p.read("slow.txt")).toBe("done\n")
     expect(next.summary.stages.fast?.status).toBe("cached") // it finished before the kill: its result was kept
     expect(p.exists(".pipeline/run.lock")).toBe(false)

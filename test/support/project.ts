@@ -3,7 +3,7 @@
  * `bin/pipeline.js`) run in it as a user would.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
@@ -118,5 +118,16 @@ export const until = async (check: () => boolean, what: string, timeoutMs = 20_0
   while (!check()) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** Whether a process is alive; a killed one its parent has not reaped yet (a zombie) counts as dead. */
+export const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z"
+  } catch {
+    return false
   }
 }
