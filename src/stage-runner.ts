@@ -11,6 +11,9 @@ const implementations: Readonly<Record<string, () => Promise<{ run: StageImpleme
   "word-count": () => import("../stages/word-count.js"),
   ingest: () => import("../stages/ingest.js"),
   tokenize: () => import("../stages/tokenize.js"),
+  pretrain: () => import("../stages/pretrain.js"),
+  freeze: () => import("../stages/freeze.js"),
+  train: () => import("../stages/train.js"),
 }
 
 const fail = (message: string): never => {

@@ -3,13 +3,19 @@
  * reads it to validate `with:`, derive the stage's outs and deps, and put the kind's version into the
  * fingerprint. The implementation lives in a separate module that only the stage runner loads.
  */
+import freezeSchema from "../schemas/stages/freeze.schema.json" with { type: "json" }
 import ingestSchema from "../schemas/stages/ingest.schema.json" with { type: "json" }
+import pretrainSchema from "../schemas/stages/pretrain.schema.json" with { type: "json" }
 import tokenizeSchema from "../schemas/stages/tokenize.schema.json" with { type: "json" }
+import trainSchema from "../schemas/stages/train.schema.json" with { type: "json" }
 import wordCountSchema from "../schemas/stages/word-count.schema.json" with { type: "json" }
 import { StageInputError } from "./api.js"
 import { builtinDatasets, datasetDep } from "./datasets.js"
+import { freezeOptions } from "./freeze-options.js"
 import { ingestOptions } from "./ingest-options.js"
+import { pretrainOptions } from "./pretrain-options.js"
 import { tokenizeOptions } from "./tokenize-options.js"
+import { trainOptions } from "./train-options.js"
 
 /** What the loader and the fingerprint need to know of a built-in stage kind. */
 export interface KindDefinition {
@@ -99,7 +105,45 @@ const tokenize: KindDefinition = {
   check: checkedBy(tokenizeOptions),
 }
 
+const pretrain: KindDefinition = {
+  kind: "pretrain",
+  version: "1",
+  description:
+    "Masked-LM pretraining of a BERT-style encoder on a tokenized general corpus, or a local Hugging Face checkpoint loaded (`from`) and optionally trained further.",
+  schema: pretrainSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => [String(args.data), ...names(args.from)],
+  check: checkedBy(pretrainOptions),
+}
+
+const freeze: KindDefinition = {
+  kind: "freeze",
+  version: "1",
+  description:
+    "Chooses which parameters a train stage trains (top or bottom layers, embeddings, name patterns) and reports trainable against total parameter counts.",
+  schema: freezeSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => [String(args.model)],
+  check: checkedBy(freezeOptions),
+}
+
+const train: KindDefinition = {
+  kind: "train",
+  version: "1",
+  description:
+    "Fine-tunes a pretrained encoder with a classification head: AdamW, learning-rate schedule with warmup, clipping, seeded shuffling, early stopping, per-epoch checkpoints with resume, L2-SP and replay.",
+  schema: trainSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => {
+    const replay = args.replay as { data?: unknown } | undefined
+    return [
+      ...new Set([String(args.model), String(args.data), ...names(args.freeze), ...names(replay?.data)]),
+    ]
+  },
+  check: checkedBy(trainOptions),
+}
+
 /** Every built-in kind, by name. */
 export const kinds: ReadonlyMap<string, KindDefinition> = new Map(
-  [wordCount, ingest, tokenize].map((k) => [k.kind, k]),
+  [wordCount, ingest, tokenize, pretrain, freeze, train].map((k) => [k.kind, k]),
 )
