@@ -29,10 +29,11 @@ export const freezeOptions = (args: Readonly<Record<string, unknown>>): FreezeOp
         "an empty parameter pattern",
         "Remove it, or write a glob such as bert.encoder.layer.*.output.**.",
       )
+  const trainableLayers = layers === "all" || layers === undefined ? undefined : Number(layers)
   return {
     model: String(args.model).replace(/\/+$/, ""),
-    trainableLayers: layers === "all" || layers === undefined ? undefined : Number(layers),
-    embeddings: args.embeddings === true || (args.embeddings === undefined && layers === undefined),
+    trainableLayers,
+    embeddings: args.embeddings === true || (args.embeddings === undefined && trainableLayers === undefined),
     patterns,
     frozen,
   }
