@@ -11,6 +11,8 @@ const implementations: Readonly<Record<string, () => Promise<{ run: StageImpleme
   "word-count": () => import("../stages/word-count.js"),
   ingest: () => import("../stages/ingest.js"),
   tokenize: () => import("../stages/tokenize.js"),
+  evaluate: () => import("../stages/evaluate.js"),
+  "forgetting-check": () => import("../stages/forgetting-check.js"),
 }
 
 const fail = (message: string): never => {

@@ -3,11 +3,14 @@
  * reads it to validate `with:`, derive the stage's outs and deps, and put the kind's version into the
  * fingerprint. The implementation lives in a separate module that only the stage runner loads.
  */
+import evaluateSchema from "../schemas/stages/evaluate.schema.json" with { type: "json" }
+import forgettingCheckSchema from "../schemas/stages/forgetting-check.schema.json" with { type: "json" }
 import ingestSchema from "../schemas/stages/ingest.schema.json" with { type: "json" }
 import tokenizeSchema from "../schemas/stages/tokenize.schema.json" with { type: "json" }
 import wordCountSchema from "../schemas/stages/word-count.schema.json" with { type: "json" }
 import { StageInputError } from "./api.js"
 import { builtinDatasets, datasetDep } from "./datasets.js"
+import { evaluateOptions } from "./evaluate-options.js"
 import { ingestOptions } from "./ingest-options.js"
 import { tokenizeOptions } from "./tokenize-options.js"
 
@@ -99,7 +102,33 @@ const tokenize: KindDefinition = {
   check: checkedBy(tokenizeOptions),
 }
 
+const evaluate: KindDefinition = {
+  kind: "evaluate",
+  version: "1",
+  description:
+    "Scores classification models on the same split (accuracy, macro precision/recall/F1, confusion matrix, loss) beside a bag-of-words logistic-regression baseline, and lists the examples where they disagree.",
+  schema: evaluateSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => [
+    ...new Set([
+      String(args.data),
+      ...Object.values((args.models ?? {}) as Record<string, unknown>).map(String),
+    ]),
+  ],
+  check: checkedBy(evaluateOptions),
+}
+
+const forgettingCheck: KindDefinition = {
+  kind: "forgetting-check",
+  version: "1",
+  description:
+    "Scores a model before and after fine-tuning on the same masked general text (masked-LM loss, perplexity, accuracy) and fails when the chosen measure dropped by more than max_drop.",
+  schema: forgettingCheckSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => [...new Set([String(args.before), String(args.after), String(args.data)])],
+}
+
 /** Every built-in kind, by name. */
 export const kinds: ReadonlyMap<string, KindDefinition> = new Map(
-  [wordCount, ingest, tokenize].map((k) => [k.kind, k]),
+  [wordCount, ingest, tokenize, evaluate, forgettingCheck].map((k) => [k.kind, k]),
 )
