@@ -58,6 +58,10 @@ await build({
   // Code splitting: `cli.mjs` stays small and loads the rest on demand (see src/cli.ts).
   splitting: true,
   chunkNames: "chunks/[name]-[hash]",
+  // TensorFlow.js stays in node_modules: src/compute loads it (and the wasm and WebGPU backends, which find
+  // their binaries beside their own modules) at run time, and the model code must use that same copy; a
+  // bundled second copy re-registers every kernel and loads twice.
+  external: ["@tensorflow/*", "webgpu"],
   sourcemap: "linked",
   // Smaller sources compile faster: V8's parse of the bundle is most of a rerun's start-up.
   minify: process.env.PIPELINE_NO_MINIFY === undefined,

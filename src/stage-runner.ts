@@ -14,6 +14,8 @@ const implementations: Readonly<Record<string, () => Promise<{ run: StageImpleme
   pretrain: () => import("../stages/pretrain.js"),
   freeze: () => import("../stages/freeze.js"),
   train: () => import("../stages/train.js"),
+  evaluate: () => import("../stages/evaluate.js"),
+  "forgetting-check": () => import("../stages/forgetting-check.js"),
 }
 
 const fail = (message: string): never => {

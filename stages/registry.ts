@@ -3,6 +3,9 @@
  * reads it to validate `with:`, derive the stage's outs and deps, and put the kind's version into the
  * fingerprint. The implementation lives in a separate module that only the stage runner loads.
  */
+
+import evaluateSchema from "../schemas/stages/evaluate.schema.json" with { type: "json" }
+import forgettingCheckSchema from "../schemas/stages/forgetting-check.schema.json" with { type: "json" }
 import freezeSchema from "../schemas/stages/freeze.schema.json" with { type: "json" }
 import ingestSchema from "../schemas/stages/ingest.schema.json" with { type: "json" }
 import pretrainSchema from "../schemas/stages/pretrain.schema.json" with { type: "json" }
@@ -11,6 +14,7 @@ import trainSchema from "../schemas/stages/train.schema.json" with { type: "json
 import wordCountSchema from "../schemas/stages/word-count.schema.json" with { type: "json" }
 import { StageInputError } from "./api.js"
 import { builtinDatasets, datasetDep } from "./datasets.js"
+import { evaluateOptions } from "./evaluate-options.js"
 import { freezeOptions } from "./freeze-options.js"
 import { ingestOptions } from "./ingest-options.js"
 import { pretrainOptions } from "./pretrain-options.js"
@@ -143,7 +147,33 @@ const train: KindDefinition = {
   check: checkedBy(trainOptions),
 }
 
+const evaluate: KindDefinition = {
+  kind: "evaluate",
+  version: "1",
+  description:
+    "Scores classification models on the same split (accuracy, macro precision/recall/F1, confusion matrix, loss) beside a bag-of-words logistic-regression baseline, and lists the examples where they disagree.",
+  schema: evaluateSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => [
+    ...new Set([
+      String(args.data),
+      ...Object.values((args.models ?? {}) as Record<string, unknown>).map(String),
+    ]),
+  ],
+  check: checkedBy(evaluateOptions),
+}
+
+const forgettingCheck: KindDefinition = {
+  kind: "forgetting-check",
+  version: "1",
+  description:
+    "Scores a model before and after fine-tuning on the same masked general text (masked-LM loss, perplexity, accuracy) and fails when the chosen measure dropped by more than max_drop.",
+  schema: forgettingCheckSchema,
+  outs: (_args, outDir) => [outDir],
+  deps: (args) => [...new Set([String(args.before), String(args.after), String(args.data)])],
+}
+
 /** Every built-in kind, by name. */
 export const kinds: ReadonlyMap<string, KindDefinition> = new Map(
-  [wordCount, ingest, tokenize, pretrain, freeze, train].map((k) => [k.kind, k]),
+  [wordCount, ingest, tokenize, pretrain, freeze, train, evaluate, forgettingCheck].map((k) => [k.kind, k]),
 )
