@@ -67,10 +67,6 @@ await build({
   minify: process.env.PIPELINE_NO_MINIFY === undefined,
 
   logLevel: "warning",
-  // TensorFlow.js stays in node_modules: src/compute/load.ts imports it from there at run time (its wasm
-  // backend finds its .wasm files beside its own module), and the stage kinds must use that same copy; a
-  // second, bundled copy would register every kernel twice and could run on another engine.
-  external: ["@tensorflow/*", "webgpu"],
   // Bundled CommonJS (ajv) calls require(): give the ESM bundle one.
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",

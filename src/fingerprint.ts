@@ -11,7 +11,9 @@
  * `resources` and `needs`: they change how it runs, not what it produces.
  */
 import { createHash } from "node:crypto"
+import { kinds } from "../stages/registry.js"
 import { canonicalJson } from "./canonical-json.js"
+import { computeIdentity } from "./compute/identity.js"
 import type { Stage, StageAction } from "./model.js"
 
 /** Bump when the meaning of a fingerprint changes: every stage then reruns once. */
@@ -26,13 +28,20 @@ export interface FingerprintInput {
   readonly outs: ReadonlyArray<string>
   readonly params: Readonly<Record<string, unknown>>
   readonly env: Readonly<Record<string, string>>
-  /** versions of the tools that change results (built-in kinds: the runtime; later: compute backends) */
+  /** versions of the tools that change results (built-in kinds: the runtime; compute kinds: the backend's) */
   readonly tools: Readonly<Record<string, string>>
 }
 
-/** The tool versions a stage's results depend on. Command stages run the user's tools, which we cannot see. */
-export const toolVersions = (stage: Stage): Readonly<Record<string, string>> =>
-  stage.action._tag === "Builtin" ? { node: process.versions.node.split(".")[0] ?? "" } : {}
+/**
+ * The tool versions a stage's results depend on: for built-in kinds the Node major version, and for kinds that
+ * compute with TensorFlow.js the compute identity (packages, kernels, GPU or not: src/compute/identity.ts).
+ * Command stages run the user's tools, which we cannot see.
+ */
+export const toolVersions = (stage: Stage): Readonly<Record<string, string>> => {
+  if (stage.action._tag !== "Builtin") return {}
+  const node = { node: process.versions.node.split(".")[0] ?? "" }
+  return kinds.get(stage.action.uses)?.compute === true ? { ...node, ...computeIdentity() } : node
+}
 
 /** Assemble a stage's fingerprint input from its definition and its deps' current digests. */
 export const fingerprintInput = (

@@ -33,6 +33,8 @@ export interface KindDefinition {
   readonly outs: (args: Readonly<Record<string, unknown>>, outDir: string) => ReadonlyArray<string>
   /** the paths it reads, as written in `with:` */
   readonly deps: (args: Readonly<Record<string, unknown>>) => ReadonlyArray<string>
+  /** computes with TensorFlow.js: the compute identity joins its fingerprint (src/compute/identity.ts) */
+  readonly compute?: boolean
   /** rules of `with:` its schema cannot express; each problem is reported before anything runs (exit 2) */
   readonly check?: (args: Readonly<Record<string, unknown>>) => ReadonlyArray<KindProblem>
 }
@@ -111,6 +113,7 @@ const tokenize: KindDefinition = {
 
 const pretrain: KindDefinition = {
   kind: "pretrain",
+  compute: true,
   version: "1",
   description:
     "Masked-LM pretraining of a BERT-style encoder on a tokenized general corpus, or a local Hugging Face checkpoint loaded (`from`) and optionally trained further.",
@@ -133,6 +136,7 @@ const freeze: KindDefinition = {
 
 const train: KindDefinition = {
   kind: "train",
+  compute: true,
   version: "1",
   description:
     "Fine-tunes a pretrained encoder with a classification head: AdamW, learning-rate schedule with warmup, clipping, seeded shuffling, early stopping, per-epoch checkpoints with resume, L2-SP and replay.",
@@ -149,6 +153,7 @@ const train: KindDefinition = {
 
 const evaluate: KindDefinition = {
   kind: "evaluate",
+  compute: true,
   version: "1",
   description:
     "Scores classification models on the same split (accuracy, macro precision/recall/F1, confusion matrix, loss) beside a bag-of-words logistic-regression baseline, and lists the examples where they disagree.",
@@ -165,6 +170,7 @@ const evaluate: KindDefinition = {
 
 const forgettingCheck: KindDefinition = {
   kind: "forgetting-check",
+  compute: true,
   version: "1",
   description:
     "Scores a model before and after fine-tuning on the same masked general text (masked-LM loss, perplexity, accuracy) and fails when the chosen measure dropped by more than max_drop.",

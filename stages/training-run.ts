@@ -78,8 +78,11 @@ export const runLoop = async (
       onStart: (after) => {
         if (after > 0) ctx.progress({ resumed: `after epoch ${after} (checkpoint)` })
       },
-      onStep: (r) => {
+      onStep: async (r) => {
         stepsHere += 1
+        // Let the event loop run: the events stream (fd 3) only flushes between macrotasks, and a loop of
+        // microtask-only awaits would deliver every progress event at the end.
+        await new Promise((resolve) => setImmediate(resolve))
         ctx.progress({
           step: r.step,
           total,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { FINGERPRINT_VERSION, fingerprint, fingerprintInput } from "../src/fingerprint.js"
+import { FINGERPRINT_VERSION, fingerprint, fingerprintInput, toolVersions } from "../src/fingerprint.js"
 import type { Stage } from "../src/model.js"
 
 const base: Stage = {
@@ -41,6 +41,30 @@ describe("fingerprint", () => {
     ],
   ])("changes with %s", (_what, change) => {
     expect(fp({ ...base, ...change })).not.toBe(fp(base))
+  })
+
+  it("holds the compute backend's identity for kinds that compute with TensorFlow.js, and only for those", () => {
+    const train = toolVersions({
+      ...base,
+      action: { _tag: "Builtin", uses: "train", version: "1", with: {} },
+    })
+    expect(train).toMatchObject({
+      node: expect.any(String),
+      "tfjs-core": expect.stringMatching(/^\d+\.\d+\.\d+$/),
+      "tfjs-backend-wasm": expect.any(String),
+      "wasm-kernels": expect.any(String),
+      gpu: expect.stringMatching(/^(yes|no)$/),
+    })
+    const count = toolVersions({
+      ...base,
+      action: { _tag: "Builtin", uses: "word-count", version: "1", with: {} },
+    })
+    expect(Object.keys(count)).toEqual(["node"])
+    expect(toolVersions(base)).toEqual({})
+    // a different backend version is a different fingerprint
+    const stage: Stage = { ...base, action: { _tag: "Builtin", uses: "train", version: "1", with: {} } }
+    const other = fingerprint(fingerprintInput(stage, digests, { ...train, "tfjs-core": "9.9.9" }))
+    expect(other).not.toBe(fp(stage))
   })
 
   it("changes with a dep's content", () => {

@@ -81,7 +81,7 @@ export interface LoopState {
 
 /** What the loop reports as it goes. */
 export interface LoopHooks {
-  readonly onStep?: (r: StepRecord, totalSteps: number) => void
+  readonly onStep?: (r: StepRecord, totalSteps: number) => void | Promise<void>
   readonly onEpoch?: (r: EpochRecord) => void
   /** after the resume point is known: the epoch it resumed after (0: a fresh start) */
   readonly onStart?: (resumedAfterEpoch: number, totalSteps: number) => void
@@ -165,7 +165,7 @@ export const trainLoop = async (
         lossSum += loss
         const record: StepRecord = { type: "step", epoch, step, loss, lr, grad_norm: clipped.norm }
         log.push(record)
-        hooks.onStep?.(record, totalSteps)
+        await hooks.onStep?.(record, totalSteps)
       }
       const validation = objective.validate === undefined ? undefined : await objective.validate()
       const epochRecord: EpochRecord = {

@@ -9,8 +9,7 @@ import { scatterAddKernel } from "./scatter-add.js"
 import { jsTranspose } from "./transpose.js"
 import { isProjectKernel } from "./wasm-heap.js"
 
-/** Bumped whenever a kernel here can compute different numbers: it goes into backend versions and fingerprints. */
-export const WASM_KERNELS_VERSION = "1"
+export { WASM_KERNELS_VERSION } from "./version.js"
 
 /** How a kernel of ours works. */
 export type KernelKind = "routed" | "strided-copy" | "shared-data" | "scatter-add" | "cpu-fallback"
