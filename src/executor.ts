@@ -128,13 +128,15 @@ export const execute = (
 
     const runProcesses = (stage: Stage, gpuIds: ReadonlyArray<number>, writeLog: (line: string) => void) => {
       const env = stageEnv(stage, { root: pipeline.root, runId: opts.runId, gpus: gpuIds }, opts.parentEnv)
+      const { action } = stage
       const envWithSpec =
-        stage.action._tag === "Builtin"
+        action._tag === "Builtin"
           ? {
               ...env,
               PIPELINE_STAGE_SPEC: JSON.stringify({
-                kind: stage.action.uses,
-                with: stage.action.with,
+                kind: action.uses,
+                ...(action.module === undefined ? {} : { module: join(pipeline.root, action.module) }),
+                with: action.with,
                 deps: stage.deps,
                 outs: stage.outs,
               }),
