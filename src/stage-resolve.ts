@@ -93,6 +93,8 @@ type Path = ReadonlyArray<string | number>
 interface Products {
   /** every out by index as `${stages.x.outs[i]}` sees it (normalised where valid) */
   readonly indexed: ReadonlyArray<string>
+  /** false when its kind or `with:` did not resolve, so the outs its kind derives are unknown */
+  readonly complete: boolean
   readonly outs: ReadonlyArray<Placed<string>>
   readonly kind: KindDefinition | undefined
   /** a kind module's project-relative path */
@@ -104,6 +106,7 @@ interface Products {
 
 const NO_PRODUCTS: Products = {
   indexed: [],
+  complete: true,
   outs: [],
   kind: undefined,
   module: undefined,
@@ -163,6 +166,8 @@ class Resolver {
       if (products === undefined) return { ok: true, value: ref.raw }
       const count = products.indexed.length
       if (ref.index < count) return { ok: true, value: products.indexed[ref.index] }
+      // the stage's kind or `with:` is reported where it is written: a reference to its outs would only echo it
+      if (!products.complete) return { ok: true, value: ref.raw }
       if (count === 0)
         return {
           ok: false,
@@ -232,6 +237,7 @@ class Resolver {
     for (const o of use?.outs ?? []) placeOut(o.value, o.span)
     const products: Products = {
       indexed,
+      complete: raw.uses === undefined || use?.with !== undefined,
       outs,
       kind: use?.kind,
       module: use?.module,
