@@ -14,9 +14,11 @@ import { Artifacts } from "./artifacts.js"
 import type { StoreCorrupt, StoreIOError } from "./errors.js"
 import { EventSink } from "./events.js"
 import { assess, currentOuts } from "./freshness.js"
+import { ioError } from "./fs-util.js"
 import { type LockFile, type LockOut, lockedStage } from "./lockfile.js"
 import type { Pipeline, Stage } from "./model.js"
 import { type ProcessCommand, ProcessFailed, StageRunner } from "./runner.js"
+import { openScratch, removeScratch } from "./scratch.js"
 import type { Slots } from "./slots.js"
 import { stageEnv } from "./stage-env.js"
 import { isSuccess, type StageStatus } from "./status.js"
@@ -32,6 +34,8 @@ export interface ExecuteOptions {
   readonly slots: Slots
   /** the built stage-runner entry point, for built-in stages */
   readonly stageRunner: string
+  /** the folder of the stages' scratch folders (`.pipeline/scratch`; see `scratch.ts`) */
+  readonly scratchDir: string
   /** the orchestrator's environment, filtered by the allow-list for each stage */
   readonly parentEnv: Readonly<Record<string, string | undefined>>
   /** called with each stage's process group id when it starts */
@@ -109,6 +113,10 @@ export const execute = (
     }
     /** stages whose process started: interrupted, they are cancelled rather than skipped */
     const running = new Set<string>()
+    /** each assessed stage's fingerprint, for the record of one that is interrupted */
+    const fingerprints = new Map<string, string>()
+    /** stages using each scratch folder now: identical stages (no outs) share one, removed after the last */
+    const scratchUsers = new Map<string, number>()
 
     const digestDeps = (stage: Stage) =>
       Effect.forEach(stage.deps, (path) =>
@@ -126,8 +134,16 @@ export const execute = (
         }
       })
 
-    const runProcesses = (stage: Stage, gpuIds: ReadonlyArray<number>, writeLog: (line: string) => void) => {
-      const env = stageEnv(stage, { root: pipeline.root, runId: opts.runId, gpus: gpuIds }, opts.parentEnv)
+    const runProcesses = (
+      stage: Stage,
+      run: { readonly fingerprint: string; readonly scratch: string; readonly gpus: ReadonlyArray<number> },
+      writeLog: (line: string) => void,
+    ) => {
+      const env = stageEnv(
+        stage,
+        { root: pipeline.root, runId: opts.runId, gpus: run.gpus, scratch: run.scratch },
+        opts.parentEnv,
+      )
       const { action } = stage
       const envWithSpec =
         action._tag === "Builtin"
@@ -136,6 +152,7 @@ export const execute = (
               PIPELINE_STAGE_SPEC: JSON.stringify({
                 kind: action.uses,
                 ...(action.module === undefined ? {} : { module: join(pipeline.root, action.module) }),
+                fingerprint: run.fingerprint,
                 with: action.with,
                 deps: stage.deps,
                 outs: stage.outs,
@@ -200,9 +217,21 @@ export const execute = (
             if (attempt === 1) yield* rescue(stage)
             for (const out of stage.outs) yield* artifacts.remove(out)
             for (const out of stage.outs) makeDir(dirname(join(pipeline.root, out)))
+            // made again for each attempt: the stage's scratch folder is its own, to empty if it likes
+            return yield* Effect.tryPromise({
+              try: () => openScratch(opts.scratchDir, fp, { pipeline: pipeline.file, stage: stage.name }),
+              catch: (e) =>
+                ioError("create the scratch folder", join(opts.scratchDir, fp), e) as StoreIOError,
+            })
           })
         yield* Effect.addFinalizer((exit) =>
           Exit.isInterrupted(exit) && running.has(stage.name) ? discardOuts : Effect.void,
+        )
+        // The scratch folder outlives a failure or an interruption (the next run resumes from it); a success
+        // removes it below.
+        scratchUsers.set(fp, (scratchUsers.get(fp) ?? 0) + 1)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => scratchUsers.set(fp, (scratchUsers.get(fp) ?? 1) - 1)),
         )
         let attempt = 0
         for (;;) {
@@ -212,10 +241,10 @@ export const execute = (
               Effect.gen(function* () {
                 // Checked once the slots are ours: a stage that waited for them must not start after a failure.
                 if (stoppedBy !== undefined && !opts.keepGoing) return false
-                yield* prepare(attempt)
+                const scratch = yield* prepare(attempt)
                 running.add(stage.name)
                 events.emit({ type: "stage-started", stage: stage.name, attempt })
-                yield* runProcesses(stage, gpuIds, writeLog)
+                yield* runProcesses(stage, { fingerprint: fp, scratch, gpus: gpuIds }, writeLog)
                 return true
               }),
             )
@@ -265,6 +294,9 @@ export const execute = (
           createdAt: new Date().toISOString(),
           outs,
         })
+        // Its outs are in the store: the scratch folder has served. One that cannot be removed is left to gc.
+        if (scratchUsers.get(fp) === 1)
+          yield* Effect.promise(() => removeScratch(opts.scratchDir, fp).catch(() => undefined))
         return outcome("ran", "", {
           fingerprint: fp,
           deps,
@@ -287,6 +319,7 @@ export const execute = (
           })
         const a = yield* assess(stage, deps, lockedStage(opts.lock, stage.name))
         const fp = a.fingerprint
+        fingerprints.set(stage.name, fp)
         const forced = opts.force || opts.forceStages.has(stage.name)
         if (!forced && a.state === "fresh" && a.recorded) {
           if (!a.cached) {
@@ -367,7 +400,7 @@ export const execute = (
             const wasRunning = running.has(name)
             results.set(name, {
               ...(wasRunning
-                ? outcome("cancelled", "interrupted while running")
+                ? outcome("cancelled", "interrupted while running", { fingerprint: fingerprints.get(name) })
                 : outcome("skipped", "the run was interrupted before it started")),
               startedAt: undefined,
               durationMs: 0,

@@ -36,6 +36,7 @@ const main = async () => {
     kind: string
     /** a kind module's absolute path */
     module?: string
+    fingerprint: string
     with: Record<string, unknown>
     deps: string[]
     outs: string[]
@@ -53,6 +54,8 @@ const main = async () => {
     // a kind module is a dep of its stages (for the fingerprint), not an input the kind reads
     deps: spec.deps.map((d) => resolve(root, d)).filter((d) => d !== module),
     outs: spec.outs.map((o) => resolve(root, o)),
+    scratch: process.env.PIPELINE_SCRATCH ?? "",
+    fingerprint: spec.fingerprint,
     progress: (data) => events.write(`${JSON.stringify(data)}\n`),
   })
   await new Promise<void>((r) => events.end(() => r()))
