@@ -5,7 +5,9 @@
  *
  * Failure policy: by default a failed stage stops the run from starting new stages (running ones finish);
  * with `keepGoing` only the failed stage's downstream is skipped. Interruption kills running process groups
- * (the runner's finalizer) and marks their stages cancelled; nothing of theirs enters the store.
+ * (the runner's finalizer) and marks their stages cancelled; nothing of theirs enters the store. A stage's
+ * scratch folder (`scratch.ts`) is made before each attempt, kept on failure and interruption, and removed
+ * once the stage's outs are stored. Its processes are started in `stage-process.ts`.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs"
 import { dirname, join } from "node:path"
@@ -17,10 +19,10 @@ import { assess, currentOuts } from "./freshness.js"
 import { ioError } from "./fs-util.js"
 import { type LockFile, type LockOut, lockedStage } from "./lockfile.js"
 import type { Pipeline, Stage } from "./model.js"
-import { type ProcessCommand, ProcessFailed, StageRunner } from "./runner.js"
+import type { StageRunner } from "./runner.js"
 import { openScratch, removeScratch } from "./scratch.js"
 import type { Slots } from "./slots.js"
-import { stageEnv } from "./stage-env.js"
+import { runStageProcesses } from "./stage-process.js"
 import { isSuccess, type StageStatus } from "./status.js"
 
 /** How to run. */
@@ -82,11 +84,6 @@ const storeError = (e: StoreIOError | StoreCorrupt): StageError =>
       : `${e.message}`,
   )
 
-const commandsOf = (stage: Stage, stageRunner: string): ReadonlyArray<ProcessCommand> =>
-  stage.action._tag === "Command"
-    ? stage.action.cmd.map((shell) => ({ shell }))
-    : [{ file: process.execPath, args: [stageRunner] }]
-
 /**
  * Run the selected stages. Never fails: every stage ends with a status. `results` is filled in as stages
  * finish, so a caller that is interrupted still sees what happened.
@@ -98,7 +95,6 @@ export const execute = (
 ): Effect.Effect<void, never, Artifacts | StageRunner | EventSink> =>
   Effect.gen(function* () {
     const artifacts = yield* Artifacts
-    const runner = yield* StageRunner
     const events = yield* EventSink
     const order = pipeline.order.filter((n) => opts.selected.has(n))
     const done = new Map<string, Deferred.Deferred<StageStatus>>()
@@ -133,62 +129,6 @@ export const execute = (
           events.emit({ type: "out-saved", stage: stage.name, path: out.path, digest: out.digest })
         }
       })
-
-    const runProcesses = (
-      stage: Stage,
-      run: { readonly fingerprint: string; readonly scratch: string; readonly gpus: ReadonlyArray<number> },
-      writeLog: (line: string) => void,
-    ) => {
-      const env = stageEnv(
-        stage,
-        { root: pipeline.root, runId: opts.runId, gpus: run.gpus, scratch: run.scratch },
-        opts.parentEnv,
-      )
-      const { action } = stage
-      const envWithSpec =
-        action._tag === "Builtin"
-          ? {
-              ...env,
-              PIPELINE_STAGE_SPEC: JSON.stringify({
-                kind: action.uses,
-                ...(action.module === undefined ? {} : { module: join(pipeline.root, action.module) }),
-                fingerprint: run.fingerprint,
-                with: action.with,
-                deps: stage.deps,
-                outs: stage.outs,
-              }),
-            }
-          : env
-      const steps = Effect.forEach(
-        commandsOf(stage, opts.stageRunner),
-        (command) =>
-          runner.run({
-            command,
-            cwd: pipeline.root,
-            env: envWithSpec,
-            onOutput: (stream, line) => {
-              writeLog(line)
-              events.emit({ type: "stage-output", stage: stage.name, stream, line })
-            },
-            onEvent: (data) => events.emit({ type: "stage-progress", stage: stage.name, data }),
-            onStart: (pgid) => opts.onProcess?.(stage.name, pgid),
-          }),
-        { discard: true },
-      )
-      return stage.timeoutMs === undefined
-        ? steps
-        : steps.pipe(
-            Effect.timeoutFail({
-              duration: Duration.millis(stage.timeoutMs),
-              onTimeout: () =>
-                new ProcessFailed({
-                  exitCode: undefined,
-                  signal: undefined,
-                  message: `timed out after ${Duration.format(Duration.millis(stage.timeoutMs ?? 0))}`,
-                }),
-            }),
-          )
-    }
 
     /** Remove the outs, run the command (with retries), check and store what it wrote. */
     const runStage = (stage: Stage, fp: string, deps: ReadonlyArray<{ path: string; digest: string }>) =>
@@ -244,7 +184,17 @@ export const execute = (
                 const scratch = yield* prepare(attempt)
                 running.add(stage.name)
                 events.emit({ type: "stage-started", stage: stage.name, attempt })
-                yield* runProcesses(stage, { fingerprint: fp, scratch, gpus: gpuIds }, writeLog)
+                yield* runStageProcesses(stage, {
+                  root: pipeline.root,
+                  runId: opts.runId,
+                  fingerprint: fp,
+                  scratch,
+                  gpus: gpuIds,
+                  stageRunner: opts.stageRunner,
+                  parentEnv: opts.parentEnv,
+                  writeLog,
+                  ...(opts.onProcess === undefined ? {} : { onProcess: opts.onProcess }),
+                })
                 return true
               }),
             )
@@ -309,7 +259,11 @@ export const execute = (
     /** Decide what a stage needs and do it. */
     const decideAndRun = (
       stage: Stage,
-    ): Effect.Effect<Outcome, StageError | StoreIOError | StoreCorrupt, Artifacts> =>
+    ): Effect.Effect<
+      Outcome,
+      StageError | StoreIOError | StoreCorrupt,
+      Artifacts | StageRunner | EventSink
+    > =>
       Effect.gen(function* () {
         const deps = yield* digestDeps(stage)
         const missing = deps.find((d) => d.digest === "missing")
