@@ -68,8 +68,15 @@ const describeValue = (v: unknown): string =>
   v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "object" ? "an object" : typeof v
 
 /** `Error: message`, or the thrown value as text. */
-const describeThrown = (e: unknown): string =>
-  e instanceof Error ? `${e.name}: ${e.message}` : `${typeof e === "string" ? e : JSON.stringify(e)}`
+const describeThrown = (e: unknown): string => {
+  if (e instanceof Error) return `${e.name}: ${e.message}`
+  if (typeof e !== "object" || e === null) return String(e)
+  try {
+    return JSON.stringify(e)
+  } catch {
+    return String(e)
+  }
+}
 
 /** Where `node --check` places a syntax error: `/abs/x.mjs:4`, the line, then `^^^` under the token. */
 const syntaxErrorPlace = (file: string): Promise<string | undefined> =>
