@@ -5,7 +5,9 @@
  *
  * Failure policy: by default a failed stage stops the run from starting new stages (running ones finish);
  * with `keepGoing` only the failed stage's downstream is skipped. Interruption kills running process groups
- * (the runner's finalizer) and marks their stages cancelled; nothing of theirs enters the store.
+ * (the runner's finalizer) and marks their stages cancelled; nothing of theirs enters the store. A stage's
+ * scratch folder (`scratch.ts`) is made before each attempt, kept on failure and interruption, and removed
+ * once the stage's outs are stored. Its processes are started in `stage-process.ts`.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs"
 import { dirname, join } from "node:path"
@@ -14,11 +16,13 @@ import { Artifacts } from "./artifacts.js"
 import type { StoreCorrupt, StoreIOError } from "./errors.js"
 import { EventSink } from "./events.js"
 import { assess, currentOuts } from "./freshness.js"
+import { ioError } from "./fs-util.js"
 import { type LockFile, type LockOut, lockedStage } from "./lockfile.js"
 import type { Pipeline, Stage } from "./model.js"
-import { type ProcessCommand, ProcessFailed, StageRunner } from "./runner.js"
+import type { StageRunner } from "./runner.js"
+import { openScratch, removeScratch } from "./scratch.js"
 import type { Slots } from "./slots.js"
-import { stageEnv } from "./stage-env.js"
+import { runStageProcesses } from "./stage-process.js"
 import { isSuccess, type StageStatus } from "./status.js"
 
 /** How to run. */
@@ -32,6 +36,8 @@ export interface ExecuteOptions {
   readonly slots: Slots
   /** the built stage-runner entry point, for built-in stages */
   readonly stageRunner: string
+  /** the folder of the stages' scratch folders (`.pipeline/scratch`; see `scratch.ts`) */
+  readonly scratchDir: string
   /** the orchestrator's environment, filtered by the allow-list for each stage */
   readonly parentEnv: Readonly<Record<string, string | undefined>>
   /** called with each stage's process group id when it starts */
@@ -78,11 +84,6 @@ const storeError = (e: StoreIOError | StoreCorrupt): StageError =>
       : `${e.message}`,
   )
 
-const commandsOf = (stage: Stage, stageRunner: string): ReadonlyArray<ProcessCommand> =>
-  stage.action._tag === "Command"
-    ? stage.action.cmd.map((shell) => ({ shell }))
-    : [{ file: process.execPath, args: [stageRunner] }]
-
 /**
  * Run the selected stages. Never fails: every stage ends with a status. `results` is filled in as stages
  * finish, so a caller that is interrupted still sees what happened.
@@ -94,7 +95,6 @@ export const execute = (
 ): Effect.Effect<void, never, Artifacts | StageRunner | EventSink> =>
   Effect.gen(function* () {
     const artifacts = yield* Artifacts
-    const runner = yield* StageRunner
     const events = yield* EventSink
     const order = pipeline.order.filter((n) => opts.selected.has(n))
     const done = new Map<string, Deferred.Deferred<StageStatus>>()
@@ -109,6 +109,10 @@ export const execute = (
     }
     /** stages whose process started: interrupted, they are cancelled rather than skipped */
     const running = new Set<string>()
+    /** each assessed stage's fingerprint, for the record of one that is interrupted */
+    const fingerprints = new Map<string, string>()
+    /** stages using each scratch folder now: identical stages (no outs) share one, removed after the last */
+    const scratchUsers = new Map<string, number>()
 
     const digestDeps = (stage: Stage) =>
       Effect.forEach(stage.deps, (path) =>
@@ -125,51 +129,6 @@ export const execute = (
           events.emit({ type: "out-saved", stage: stage.name, path: out.path, digest: out.digest })
         }
       })
-
-    const runProcesses = (stage: Stage, gpuIds: ReadonlyArray<number>, writeLog: (line: string) => void) => {
-      const env = stageEnv(stage, { root: pipeline.root, runId: opts.runId, gpus: gpuIds }, opts.parentEnv)
-      const envWithSpec =
-        stage.action._tag === "Builtin"
-          ? {
-              ...env,
-              PIPELINE_STAGE_SPEC: JSON.stringify({
-                kind: stage.action.uses,
-                with: stage.action.with,
-                deps: stage.deps,
-                outs: stage.outs,
-              }),
-            }
-          : env
-      const steps = Effect.forEach(
-        commandsOf(stage, opts.stageRunner),
-        (command) =>
-          runner.run({
-            command,
-            cwd: pipeline.root,
-            env: envWithSpec,
-            onOutput: (stream, line) => {
-              writeLog(line)
-              events.emit({ type: "stage-output", stage: stage.name, stream, line })
-            },
-            onEvent: (data) => events.emit({ type: "stage-progress", stage: stage.name, data }),
-            onStart: (pgid) => opts.onProcess?.(stage.name, pgid),
-          }),
-        { discard: true },
-      )
-      return stage.timeoutMs === undefined
-        ? steps
-        : steps.pipe(
-            Effect.timeoutFail({
-              duration: Duration.millis(stage.timeoutMs),
-              onTimeout: () =>
-                new ProcessFailed({
-                  exitCode: undefined,
-                  signal: undefined,
-                  message: `timed out after ${Duration.format(Duration.millis(stage.timeoutMs ?? 0))}`,
-                }),
-            }),
-          )
-    }
 
     /** Remove the outs, run the command (with retries), check and store what it wrote. */
     const runStage = (stage: Stage, fp: string, deps: ReadonlyArray<{ path: string; digest: string }>) =>
@@ -198,9 +157,21 @@ export const execute = (
             if (attempt === 1) yield* rescue(stage)
             for (const out of stage.outs) yield* artifacts.remove(out)
             for (const out of stage.outs) makeDir(dirname(join(pipeline.root, out)))
+            // made again for each attempt: the stage's scratch folder is its own, to empty if it likes
+            return yield* Effect.tryPromise({
+              try: () => openScratch(opts.scratchDir, fp, { pipeline: pipeline.file, stage: stage.name }),
+              catch: (e) =>
+                ioError("create the scratch folder", join(opts.scratchDir, fp), e) as StoreIOError,
+            })
           })
         yield* Effect.addFinalizer((exit) =>
           Exit.isInterrupted(exit) && running.has(stage.name) ? discardOuts : Effect.void,
+        )
+        // The scratch folder outlives a failure or an interruption (the next run resumes from it); a success
+        // removes it below.
+        scratchUsers.set(fp, (scratchUsers.get(fp) ?? 0) + 1)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => scratchUsers.set(fp, (scratchUsers.get(fp) ?? 1) - 1)),
         )
         let attempt = 0
         for (;;) {
@@ -210,10 +181,20 @@ export const execute = (
               Effect.gen(function* () {
                 // Checked once the slots are ours: a stage that waited for them must not start after a failure.
                 if (stoppedBy !== undefined && !opts.keepGoing) return false
-                yield* prepare(attempt)
+                const scratch = yield* prepare(attempt)
                 running.add(stage.name)
                 events.emit({ type: "stage-started", stage: stage.name, attempt })
-                yield* runProcesses(stage, gpuIds, writeLog)
+                yield* runStageProcesses(stage, {
+                  root: pipeline.root,
+                  runId: opts.runId,
+                  fingerprint: fp,
+                  scratch,
+                  gpus: gpuIds,
+                  stageRunner: opts.stageRunner,
+                  parentEnv: opts.parentEnv,
+                  writeLog,
+                  ...(opts.onProcess === undefined ? {} : { onProcess: opts.onProcess }),
+                })
                 return true
               }),
             )
@@ -263,6 +244,9 @@ export const execute = (
           createdAt: new Date().toISOString(),
           outs,
         })
+        // Its outs are in the store: the scratch folder has served. One that cannot be removed is left to gc.
+        if (scratchUsers.get(fp) === 1)
+          yield* Effect.promise(() => removeScratch(opts.scratchDir, fp).catch(() => undefined))
         return outcome("ran", "", {
           fingerprint: fp,
           deps,
@@ -275,7 +259,11 @@ export const execute = (
     /** Decide what a stage needs and do it. */
     const decideAndRun = (
       stage: Stage,
-    ): Effect.Effect<Outcome, StageError | StoreIOError | StoreCorrupt, Artifacts> =>
+    ): Effect.Effect<
+      Outcome,
+      StageError | StoreIOError | StoreCorrupt,
+      Artifacts | StageRunner | EventSink
+    > =>
       Effect.gen(function* () {
         const deps = yield* digestDeps(stage)
         const missing = deps.find((d) => d.digest === "missing")
@@ -285,6 +273,7 @@ export const execute = (
           })
         const a = yield* assess(stage, deps, lockedStage(opts.lock, stage.name))
         const fp = a.fingerprint
+        fingerprints.set(stage.name, fp)
         const forced = opts.force || opts.forceStages.has(stage.name)
         if (!forced && a.state === "fresh" && a.recorded) {
           if (!a.cached) {
@@ -365,7 +354,7 @@ export const execute = (
             const wasRunning = running.has(name)
             results.set(name, {
               ...(wasRunning
-                ? outcome("cancelled", "interrupted while running")
+                ? outcome("cancelled", "interrupted while running", { fingerprint: fingerprints.get(name) })
                 : outcome("skipped", "the run was interrupted before it started")),
               startedAt: undefined,
               durationMs: 0,

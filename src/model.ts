@@ -12,17 +12,22 @@ export interface Span {
   readonly endColumn: number
 }
 
-/** What a stage does: a list of shell commands, or a built-in stage kind run through the stage runner. */
+/**
+ * What a stage does: a list of shell commands, or a stage kind run through the stage runner: a built-in one,
+ * or a user's kind module (`module` set).
+ */
 export type StageAction =
   | { readonly _tag: "Command"; readonly cmd: ReadonlyArray<string> }
   | {
       readonly _tag: "Builtin"
-      /** the kind name (`uses:`) */
+      /** the kind's name (`uses:` of a built-in kind; `definition.kind` of a kind module) */
       readonly uses: string
       /** the kind's implementation version: part of the fingerprint */
       readonly version: string
       /** the stage's `with:` after interpolation and schema validation */
       readonly with: Readonly<Record<string, unknown>>
+      /** a kind module's project-relative path (it is also a dep, so its content is in the fingerprint) */
+      readonly module?: string
     }
 
 /** Counted resource slots a stage holds while its process runs. */

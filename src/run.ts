@@ -18,6 +18,7 @@ import { lockFileFor } from "./pipeline-path.js"
 import { projectLock } from "./project-lock.js"
 import { newRunId, noteProcess, type RunRecord, stageRecord, writeRunRecord } from "./run-record.js"
 import type { StageRunner } from "./runner.js"
+import { scratchRoot } from "./scratch.js"
 import { makeSlots } from "./slots.js"
 import { type SnapshotKey, writeSnapshot } from "./snapshot.js"
 import { isSuccess, type RunStatus } from "./status.js"
@@ -170,6 +171,7 @@ export const runPipeline = (
               lock,
               slots,
               stageRunner: opts.stageRunner,
+              scratchDir: scratchRoot(opts.stateDir),
               parentEnv: opts.env,
               onProcess: (stage, pgid) => noteProcess(runsDir, runId, stage, pgid),
             },

@@ -1,6 +1,6 @@
 /**
- * The one ajv instance. Every JSON Schema (the pipeline's and each built-in kind's `with:`) is compiled
- * here, once, on first use: ajv is imported lazily because the CLI's start-up time matters and most
+ * The one ajv instance. Every JSON Schema (the pipeline's, each built-in kind's `with:` and each kind
+ * module's) is compiled here, once, on first use: ajv is imported lazily because the CLI's start-up time matters and most
  * commands (`--version`, `runs`, ...) never validate anything.
  */
 import type { Ajv, ErrorObject, ValidateFunction } from "ajv"
@@ -36,7 +36,7 @@ const instance = (): Promise<Ajv> => {
 /**
  * The compiled validator of a schema object; compiled once per schema. The schemas we ship are compiled at
  * build time (ajv's standalone code, `src/generated/validators.js`): compiling them at run time cost every
- * command ~150 ms of start-up. Others (none yet) are compiled here on first use.
+ * command ~150 ms of start-up. Others are compiled here on first use.
  */
 export const compiled = (schema: object): Promise<ValidateFunction> => {
   const id = (schema as { $id?: unknown }).$id
@@ -47,6 +47,23 @@ export const compiled = (schema: object): Promise<ValidateFunction> => {
   if (validator === undefined) {
     validator = instance().then((a) => a.compile(schema))
     cache.set(schema, validator)
+  }
+  return validator
+}
+
+const userCache = new WeakMap<object, Promise<ValidateFunction>>()
+
+/**
+ * The compiled validator of a schema that does not ship with pipeline (a kind module's `with:` schema),
+ * compiled at run time, once per schema object. Its `$id` is left out, so it can neither stand for nor clash
+ * with another schema. Rejects with ajv's message when the schema is not valid.
+ */
+export const compileUserSchema = (schema: object): Promise<ValidateFunction> => {
+  let validator = userCache.get(schema)
+  if (validator === undefined) {
+    const { $id: _id, ...rest } = schema as Record<string, unknown>
+    validator = instance().then((a) => a.compile(rest))
+    userCache.set(schema, validator)
   }
   return validator
 }
@@ -62,15 +79,17 @@ export const validate = (schema: object, data: unknown): Effect.Effect<Validatio
   Effect.promise(() => compiled(schema)).pipe(Effect.map((validator) => run(validator, data)))
 
 /**
- * Compiles `schemas` and hands back a synchronous validator for them, for code that validates in the
- * middle of plain functions (the built-in stages' `with:`, resolved stage by stage).
+ * Compiles `schemas` (ours) and `userSchemas` (kind modules', already known to compile) and hands back a
+ * synchronous validator for them, for code that validates in the middle of plain functions (the stages'
+ * `with:`, resolved stage by stage).
  */
 export const validators = (
   schemas: ReadonlyArray<object>,
+  userSchemas: ReadonlyArray<object> = [],
 ): Effect.Effect<(schema: object, data: unknown) => Validation> =>
-  Effect.promise(() => Promise.all(schemas.map(compiled))).pipe(
+  Effect.promise(() => Promise.all([...schemas.map(compiled), ...userSchemas.map(compileUserSchema)])).pipe(
     Effect.map((compiledSchemas) => {
-      const bySchema = new Map(schemas.map((s, i) => [s, compiledSchemas[i]!]))
+      const bySchema = new Map([...schemas, ...userSchemas].map((s, i) => [s, compiledSchemas[i]!]))
       return (schema, data) => {
         const validator = bySchema.get(schema)
         if (validator === undefined) throw new Error("validators: schema was not compiled first")

@@ -5,11 +5,13 @@
  *   1. YAML syntax (duplicate keys included)          -> PipelineSyntaxError
  *   2. the pipeline schema, and cmd-xor-uses           -> SchemaViolation
  *   3. params: params_file, then --set                 -> PipelineSyntaxError | SpecError | UsageError
- *   4. stages: interpolation, kinds' `with:`, paths,
- *      params, needs, env; outs and deps across stages -> SchemaViolation (a bad `with:`) | SpecError
+ *   4. stages: kind modules, interpolation, kinds'
+ *      `with:`, paths, params, needs, env; outs and
+ *      deps across stages                              -> SchemaViolation (a bad `with:`) | SpecError
  *   5. the graph                                       -> CycleDetected
  *
- * The loader reads files and never writes any.
+ * The loader reads files and never writes any. It does import the kind modules that `uses:` names
+ * (`kind-module.ts`), which run their top level.
  */
 import { readFileSync } from "node:fs"
 import { basename, dirname, resolve } from "node:path"
@@ -27,6 +29,7 @@ import {
   UsageError,
 } from "./errors.js"
 import { topologicalOrder } from "./graph.js"
+import { isKindModule, loadKindModules } from "./kind-module.js"
 import type { Pipeline, Span, Stage } from "./model.js"
 import { applySets, isMapping, overrideParams, type Params } from "./params.js"
 import type { ParseCache } from "./parse-cache.js"
@@ -206,7 +209,13 @@ export const loadPipeline = (opts: LoadOptions): Effect.Effect<Pipeline, Pipelin
     const rawStages = stagesInFileOrder(raw, source)
 
     const used = [...new Set([...rawStages.values()].flatMap((s) => (s.uses === undefined ? [] : [s.uses])))]
-    const validateWith = yield* validators(used.flatMap((u) => kinds.get(u)?.schema ?? []))
+    const kindModules = yield* Effect.promise(() =>
+      loadKindModules(used, { pipelineFile: opts.file, root, cwd: opts.cwd }),
+    )
+    const validateWith = yield* validators(
+      used.flatMap((u) => (isKindModule(u) ? [] : (kinds.get(u)?.schema ?? []))),
+      [...kindModules.values()].flatMap((m) => (m.ok ? [m.kind.schema] : [])),
+    )
     const resolution = resolveStages({
       source,
       pipelineName: name,
@@ -214,6 +223,7 @@ export const loadPipeline = (opts: LoadOptions): Effect.Effect<Pipeline, Pipelin
       project: { root, pipelineFile: opts.file, lockFile: lockFileFor(opts.file) },
       stages: rawStages,
       validate: validateWith,
+      kindModules,
     })
     const flow = dataflow(resolution.stages, root)
 

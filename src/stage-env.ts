@@ -29,6 +29,8 @@ export interface StageContext {
   readonly runId: string
   /** device ids of the GPUs given to this stage (empty: none) */
   readonly gpus: ReadonlyArray<number>
+  /** the stage's scratch folder, absolute */
+  readonly scratch: string
 }
 
 /** Build a stage's complete environment. */
@@ -48,6 +50,7 @@ export const stageEnv = (
   env.PIPELINE_RUN_ID = ctx.runId
   env.PIPELINE_PARAMS = JSON.stringify(stage.params)
   env.PIPELINE_EVENTS_FD = "3"
+  env.PIPELINE_SCRATCH = ctx.scratch
   if (ctx.gpus.length > 0) {
     const ids = ctx.gpus.join(",")
     env.PIPELINE_GPUS = ids

@@ -1,29 +1,25 @@
 /**
- * Resolving stages: interpolation, built-in kinds, paths, params, env and the scalar settings, one stage
- * at a time, collecting located diagnostics rather than stopping at the first.
+ * Resolving stages: interpolation, paths, needs, env and the scalar settings, one stage at a time,
+ * collecting located diagnostics rather than stopping at the first. A stage's kind and its `with:` are
+ * resolved in `stage-kind.ts`, the params and outs it refers to are found in `stage-references.ts`.
  *
- * A stage's outs (its own, plus those its built-in kind derives from `with:`) are resolved on demand and
- * memoised, because other stages may refer to them (`${stages.prep.outs[0]}`) before or after they appear
- * in the file. A loop of such references is left for the cycle check to report.
+ * A stage's outs (its own, plus those its kind derives from `with:`) are resolved on demand and memoised,
+ * because other stages may refer to them (`${stages.prep.outs[0]}`) before or after they appear in the
+ * file. A loop of such references is left for the cycle check to report.
  */
-import { defaultOutDir, type KindDefinition, kinds } from "../stages/registry.js"
+import type { KindDefinition } from "../stages/registry.js"
 import { parseDuration } from "./duration.js"
 import type { Diagnostic } from "./errors.js"
-import { interpolate, type Mode, type Reference, type Resolution, referencesIn } from "./interpolate.js"
+import { interpolate, type Mode, type Reference, type Resolution } from "./interpolate.js"
+import type { KindModule } from "./kind-module.js"
 import type { Resources, Span, StageAction } from "./model.js"
 import { getParam, isMapping, type Params, unknownParamHint } from "./params.js"
 import { normaliseDep, normaliseOut, type ProjectPaths } from "./paths.js"
 import type { Validation } from "./schema.js"
-import { describePath, schemaDiagnostics } from "./schema-errors.js"
-import {
-  diagnostic,
-  keySpanAt,
-  locate,
-  type SourceFile,
-  spanAt,
-  spanEither,
-  spanWithin,
-} from "./source-map.js"
+import { describePath } from "./schema-errors.js"
+import { diagnostic, keySpanAt, type SourceFile, spanAt, spanWithin } from "./source-map.js"
+import { resolveKind } from "./stage-kind.js"
+import { type ReferenceInputs, referencedOuts, stageRefs, usedParams } from "./stage-references.js"
 import { suggestion } from "./suggest.js"
 
 /** A stage as written, once the pipeline schema has accepted it. */
@@ -76,8 +72,10 @@ export interface StageInputs {
   readonly project: ProjectPaths
   /** the stages as written, in file order */
   readonly stages: ReadonlyMap<string, RawStage>
-  /** validates a built-in kind's `with:` (the kinds' schemas are compiled beforehand) */
+  /** validates a kind's `with:` (the kinds' schemas are compiled beforehand) */
   readonly validate: (schema: object, data: unknown) => Validation
+  /** the kind modules named by `uses:`, loaded */
+  readonly kindModules: ReadonlyMap<string, KindModule>
 }
 
 /** The outcome: every stage, plus diagnostics split by kind (a bad `with:` is a schema violation). */
@@ -91,15 +89,29 @@ export interface StageResolution {
 
 type Path = ReadonlyArray<string | number>
 
-// What other stages can see of a stage: its outs, and what its built-in kind made of `with:`.
+// What other stages can see of a stage: its outs, and what its kind made of `with:`.
 interface Products {
   /** every out by index as `${stages.x.outs[i]}` sees it (normalised where valid) */
   readonly indexed: ReadonlyArray<string>
+  /** false when its kind or `with:` did not resolve, so the outs its kind derives are unknown */
+  readonly complete: boolean
   readonly outs: ReadonlyArray<Placed<string>>
   readonly kind: KindDefinition | undefined
+  /** a kind module's project-relative path */
+  readonly module: string | undefined
   /** `with:` after interpolation and with defaults, when it is valid */
   readonly with: Readonly<Record<string, unknown>> | undefined
   readonly kindDeps: ReadonlyArray<Placed<string>>
+}
+
+const NO_PRODUCTS: Products = {
+  indexed: [],
+  complete: true,
+  outs: [],
+  kind: undefined,
+  module: undefined,
+  with: undefined,
+  kindDeps: [],
 }
 
 const RESERVED_ENV_PREFIX = "PIPELINE_"
@@ -114,9 +126,11 @@ class Resolver {
   private readonly products = new Map<string, Products>()
   private readonly visiting = new Set<string>()
   private readonly names: ReadonlyArray<string>
+  private readonly references: ReferenceInputs
 
   constructor(private readonly inputs: StageInputs) {
     this.names = [...inputs.stages.keys()]
+    this.references = { ...inputs, outsOf: (name) => this.productsOf(name)?.indexed }
   }
 
   private at(path: Path): Span {
@@ -152,6 +166,8 @@ class Resolver {
       if (products === undefined) return { ok: true, value: ref.raw }
       const count = products.indexed.length
       if (ref.index < count) return { ok: true, value: products.indexed[ref.index] }
+      // the stage's kind or `with:` is reported where it is written: a reference to its outs would only echo it
+      if (!products.complete) return { ok: true, value: ref.raw }
       if (count === 0)
         return {
           ok: false,
@@ -184,7 +200,7 @@ class Resolver {
     return value
   }
 
-  /** The stage's outs and built-in products, resolved once; `undefined` while they are being resolved. */
+  /** The stage's outs and its kind's products, resolved once; `undefined` while they are being resolved. */
   productsOf(name: string): Products | undefined {
     const done = this.products.get(name)
     if (done !== undefined) return done
@@ -212,59 +228,22 @@ class Resolver {
       placeOut(String(this.text(o, path, "text")), this.at(path))
     })
 
-    let kind: KindDefinition | undefined
-    let withValue: Readonly<Record<string, unknown>> | undefined
-    const kindDeps: Placed<string>[] = []
-    if (raw.uses !== undefined) {
-      kind = kinds.get(raw.uses)
-      if (kind === undefined) {
-        this.specErrors.push(
-          diagnostic(
-            this.at([...base, "uses"]),
-            `unknown stage kind "${raw.uses}" in stage "${name}"`,
-            suggestion(raw.uses, [...kinds.keys()], {
-              listed: "Built-in kinds:",
-              none: "There are no built-in kinds.",
-            }),
-          ),
-        )
-      } else {
-        const withPath = [...base, "with"]
-        const interpolated = this.deep(raw.with ?? {}, withPath)
-        const validation = this.inputs.validate(kind.schema, interpolated)
-        if (validation.errors.length > 0) {
-          this.schemaErrors.push(
-            ...schemaDiagnostics(validation.errors, this.inputs.source, {
-              root: kind.schema,
-              prefix: withPath,
-              fallback: this.keyAt(raw.with === undefined ? [...base, "uses"] : withPath),
-            }),
+    const use =
+      raw.uses === undefined
+        ? undefined
+        : resolveKind(this.inputs, this, name, { ...raw, uses: raw.uses }, () =>
+            this.deep(raw.with ?? {}, [...base, "with"]),
           )
-        } else {
-          withValue = validation.value as Readonly<Record<string, unknown>>
-          for (const problem of kind.check?.(withValue) ?? [])
-            this.specErrors.push(
-              diagnostic(this.keyAt(withPath), `stage "${name}": ${problem.message}`, problem.hint),
-            )
-          const outDir = typeof withValue.out_dir === "string" ? withValue.out_dir : undefined
-          const outSpan = this.keyAt(outDir !== undefined ? [...withPath, "out_dir"] : [...base, "uses"])
-          for (const o of kind.outs(withValue, outDir ?? defaultOutDir(this.inputs.pipelineName, name)))
-            placeOut(o, outSpan)
-          for (const d of kind.deps(withValue)) {
-            // point at the `with:` entry the dep came from, when one holds exactly this path
-            const key = Object.keys(withValue).find((k) => withValue?.[k] === d)
-            const span = spanEither(
-              this.inputs.source,
-              () => key !== undefined && locate(this.inputs.source, [...withPath, key]).found,
-              this.at([...withPath, key ?? ""]),
-              this.keyAt(raw.with === undefined ? [...base, "uses"] : withPath),
-            )
-            kindDeps.push({ value: d, span })
-          }
-        }
-      }
+    for (const o of use?.outs ?? []) placeOut(o.value, o.span)
+    const products: Products = {
+      indexed,
+      complete: raw.uses === undefined || use?.with !== undefined,
+      outs,
+      kind: use?.kind,
+      module: use?.module,
+      with: use?.with,
+      kindDeps: use?.deps ?? [],
     }
-    const products: Products = { indexed, outs, kind, with: withValue, kindDeps }
     this.products.set(name, products)
     this.visiting.delete(name)
     return products
@@ -280,8 +259,15 @@ class Resolver {
           : raw.cmd.map((c, i) => String(this.text(c, [...base, "cmd", i], mode)))
       return { _tag: "Command", cmd }
     }
-    if (products.kind === undefined || products.with === undefined) return undefined
-    return { _tag: "Builtin", uses: products.kind.kind, version: products.kind.version, with: products.with }
+    const { kind, module } = products
+    if (kind === undefined || products.with === undefined) return undefined
+    return {
+      _tag: "Builtin",
+      uses: kind.kind,
+      version: kind.version,
+      with: products.with,
+      ...(module === undefined ? {} : { module }),
+    }
   }
 
   private deps(name: string, raw: RawStage, products: Products): ReadonlyArray<Placed<string>> {
@@ -290,7 +276,7 @@ class Resolver {
       const path = [...base, "deps", i]
       return { value: String(this.text(d, path, "text")), span: this.at(path) }
     })
-    return [...written, ...products.kindDeps, ...this.referencedOuts(name, raw)].flatMap(
+    return [...written, ...products.kindDeps, ...referencedOuts(this.references, name, raw)].flatMap(
       ({ value, span }) => {
         const result = normaliseDep(value, this.inputs.project)
         if (result.ok) return [{ value: result.path, span }]
@@ -300,40 +286,6 @@ class Resolver {
         return []
       },
     )
-  }
-
-  private params(name: string, raw: RawStage): Readonly<Record<string, unknown>> {
-    const used: Array<[string, unknown]> = []
-    ;(raw.params ?? []).forEach((p, i) => {
-      const found = getParam(this.inputs.params, p)
-      if (found.found) used.push([p, found.value])
-      else
-        this.specErrors.push(
-          diagnostic(
-            this.at(["stages", name, "params", i]),
-            `unknown param "${p}" in stage "${name}"`,
-            unknownParamHint(p, this.inputs.params),
-          ),
-        )
-    })
-    // A param interpolated anywhere in the stage is used too: its value is already in the fingerprint through
-    // the text it was written into, and listing it lets `status` say "param x: 1 -> 2" and the stage read it
-    // from PIPELINE_PARAMS.
-    const listed = new Set(used.map(([p]) => p))
-    const scan = (value: unknown) => {
-      if (typeof value === "string") {
-        for (const ref of referencesIn(value)) {
-          if (ref._tag !== "Param" || listed.has(ref.name)) continue
-          const found = getParam(this.inputs.params, ref.name)
-          if (!found.found) continue // reported where it is written
-          listed.add(ref.name)
-          used.push([ref.name, found.value])
-        }
-      } else if (Array.isArray(value)) value.forEach(scan)
-      else if (isMapping(value)) Object.values(value).forEach(scan)
-    }
-    for (const field of ["cmd", "deps", "outs", "with", "env"] as const) scan(raw[field])
-    return Object.fromEntries(used.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
   }
 
   private needs(name: string, raw: RawStage): ReadonlyArray<Placed<string>> {
@@ -371,55 +323,8 @@ class Resolver {
     return env
   }
 
-  /**
-   * The other stages' outs this stage's command, `with:` or `env` refers to: each is a dep, so its content
-   * is in the fingerprint (a stage that reads `${stages.clean.outs[0]}` reruns when that file changes).
-   */
-  private referencedOuts(name: string, raw: RawStage): ReadonlyArray<Placed<string>> {
-    const found: Placed<string>[] = []
-    const scan = (value: unknown, path: Path) => {
-      if (typeof value === "string") {
-        for (const ref of referencesIn(value)) {
-          if (ref._tag !== "StageOut" || ref.stage === name || !this.inputs.stages.has(ref.stage)) continue
-          const out = this.productsOf(ref.stage)?.indexed[ref.index]
-          if (out !== undefined)
-            found.push({ value: out, span: spanWithin(this.inputs.source, path, ref.raw, 0) })
-        }
-      } else if (Array.isArray(value)) for (const [i, v] of value.entries()) scan(v, [...path, i])
-      else if (isMapping(value)) for (const [k, v] of Object.entries(value)) scan(v, [...path, k])
-    }
-    for (const field of ["cmd", "with", "env"] as const) scan(raw[field], ["stages", name, field])
-    return found
-  }
-
-  /** Every `${stages.x.outs[i]}` of a known stage written anywhere in the stage, located. */
-  private refs(name: string, raw: RawStage): ReadonlyArray<Placed<string>> {
-    const found: Placed<string>[] = []
-    const scan = (value: unknown, path: Path) => {
-      if (typeof value === "string") {
-        const seen = new Map<string, number>()
-        for (const ref of referencesIn(value)) {
-          const n = seen.get(ref.raw) ?? 0
-          seen.set(ref.raw, n + 1)
-          if (ref._tag === "StageOut" && this.inputs.stages.has(ref.stage))
-            found.push({ value: ref.stage, span: spanWithin(this.inputs.source, path, ref.raw, n) })
-        }
-      } else if (Array.isArray(value)) for (const [i, v] of value.entries()) scan(v, [...path, i])
-      else if (isMapping(value)) for (const [k, v] of Object.entries(value)) scan(v, [...path, k])
-    }
-    for (const field of ["cmd", "deps", "outs", "with", "env"] as const)
-      scan(raw[field], ["stages", name, field])
-    return found
-  }
-
   resolve(name: string, raw: RawStage): ResolvedStage {
-    const products = this.productsOf(name) ?? {
-      indexed: [],
-      outs: [],
-      kind: undefined,
-      with: undefined,
-      kindDeps: [],
-    }
+    const products = this.productsOf(name) ?? NO_PRODUCTS
     return {
       name,
       span: this.keyAt(["stages", name]),
@@ -427,8 +332,8 @@ class Resolver {
       deps: this.deps(name, raw, products),
       outs: products.outs,
       needs: this.needs(name, raw),
-      refs: this.refs(name, raw),
-      params: this.params(name, raw),
+      refs: stageRefs(this.references, name, raw),
+      params: usedParams(this.references, name, raw, this.specErrors),
       env: this.env(name, raw),
       resources: { cpu: raw.resources?.cpu ?? 1, gpu: raw.resources?.gpu ?? 0 },
       retries: raw.retries ?? 0,

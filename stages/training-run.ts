@@ -32,10 +32,6 @@ export { releaseBackend }
 
 const round = (x: number, digits = 4) => Number(x.toFixed(digits))
 
-/** The scratch folder of this run of the stage, if the orchestrator gave one. */
-const scratchOf = (ctx: StageRunContext): string | undefined =>
-  (ctx as { scratch?: string }).scratch ?? process.env.PIPELINE_SCRATCH
-
 /**
  * Run the training loop for a stage: checkpoints under the scratch folder (resumed when the same stage
  * was interrupted before), a progress event per step and per epoch.
@@ -53,7 +49,6 @@ export const runLoop = async (
     s.maxStepsPerEpoch ?? Number.POSITIVE_INFINITY,
   )
   const total = perEpoch * s.epochs
-  const scratch = scratchOf(ctx)
   const started = performance.now()
   let stepsHere = 0
   const result = await trainLoop(
@@ -72,9 +67,7 @@ export const runLoop = async (
       ...(s.maxStepsPerEpoch === undefined ? {} : { maxStepsPerEpoch: s.maxStepsPerEpoch }),
     },
     {
-      ...(scratch === undefined
-        ? {}
-        : { checkpoint: folderCheckpointer(join(scratch, "checkpoints"), identity) }),
+      checkpoint: folderCheckpointer(join(ctx.scratch, "checkpoints"), identity),
       onStart: (after) => {
         if (after > 0) ctx.progress({ resumed: `after epoch ${after} (checkpoint)` })
       },

@@ -4,10 +4,10 @@
  * in seconds: outputs and their fields, caching, a train parameter rerunning only train, and bad inputs
  * failing with what to do.
  */
-import { readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { repoRoot, statuses, TempProject } from "./support/project.js"
+import { repoRoot, statuses, TempProject, until } from "./support/project.js"
 
 let project: TempProject | undefined
 afterEach(async () => {
@@ -71,7 +71,68 @@ stages:
       seed: 1${train}
 `
 
+/** Whether the train stage has a checkpoint in its scratch folder (each folder's note names its stage). */
+const checkpointed = (p: TempProject): boolean => {
+  const scratch = p.path(".pipeline/scratch")
+  if (!existsSync(scratch)) return false
+  return readdirSync(scratch)
+    .filter((f) => f.endsWith(".json"))
+    .some((note) => {
+      let owner: { stage?: string } = {}
+      try {
+        owner = JSON.parse(readFileSync(`${scratch}/${note}`, "utf8"))
+      } catch {
+        return false // being written
+      }
+      return owner.stage === "train" && existsSync(`${scratch}/${note.slice(0, -5)}/checkpoints/latest.json`)
+    })
+}
+
 describe("pretrain, freeze and train on Chinese reviews", () => {
+  it("resumes an interrupted train stage from its last checkpoint and ends where an uninterrupted run ends", async () => {
+    const yaml = pipeline().replace(
+      "epochs: 3\n      batch_size: 8\n      learning_rate: ${params.lr}",
+      "epochs: 12\n      batch_size: 4\n      learning_rate: ${params.lr}",
+    )
+    expect(yaml).toContain("epochs: 12")
+    const straight = await TempProject.create({
+      "data/reviews.csv": fixture("reviews-zh.csv"),
+      "pipeline.yaml": yaml,
+    })
+    try {
+      const r = await straight.runJson()
+      expect(r.code, r.stderr).toBe(0)
+      project = await TempProject.create({
+        "data/reviews.csv": fixture("reviews-zh.csv"),
+        "pipeline.yaml": yaml,
+      })
+      const p = project
+      const child = p.spawn(["run"])
+      const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)))
+      await until(() => checkpointed(p), "the train stage's first checkpoint", 120_000)
+      child.kill("SIGINT")
+      expect(await exited).toBe(130)
+      expect(p.exists("outputs/pipeline/train")).toBe(false)
+
+      const again = await p.run(["run"])
+      expect(again.code, again.stderr).toBe(0)
+      expect(again.stdout + again.stderr).toMatch(/\[train\] resumed=after epoch \d+ \(checkpoint\)/)
+      for (const file of ["log.jsonl", "metrics.json", "model/model.json"]) {
+        const strip = (t: string) => t.replace(/"(seconds|examples_per_second)":\s*[0-9.e+-]+/g, "")
+        expect(strip(await p.read(`outputs/pipeline/train/${file}`)), file).toBe(
+          strip(await straight.read(`outputs/pipeline/train/${file}`)),
+        )
+      }
+      const shard = (t: TempProject) =>
+        readFileSync(t.path("outputs/pipeline/train/model/group1-shard1of1.bin"))
+      expect(shard(p).equals(shard(straight))).toBe(true)
+      // the finished stage's scratch folder is gone
+      expect(checkpointed(p)).toBe(false)
+    } finally {
+      await straight.remove()
+    }
+  }, 240_000)
+
   it("pretrains, freezes the bottom layer, fine-tunes, and writes every output", async () => {
     project = await TempProject.create({
       "data/reviews.csv": fixture("reviews-zh.csv"),

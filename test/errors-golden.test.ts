@@ -26,6 +26,11 @@ const setups: Readonly<Record<string, (project: string) => void>> = {
     const outside = mkdtempSync(join(scratch, "outside-"))
     symlinkSync(outside, join(project, "shared"), "dir")
   },
+  "kind-module-through-symlink": (project) => {
+    const outside = mkdtempSync(join(scratch, "outside-"))
+    writeFileSync(join(outside, "shout.mjs"), 'throw new Error("imported from outside the project")\n')
+    symlinkSync(outside, join(project, "kinds"), "dir")
+  },
 }
 
 // Every path under `dir` with its size and modification time: loading must leave all of it alone.

@@ -67,6 +67,15 @@ describe("fingerprint", () => {
     expect(other).not.toBe(fp(stage))
   })
 
+  it("tells a kind module from a built-in kind of the same name, and one module from another", () => {
+    const kind = (module?: string): Stage => ({
+      ...base,
+      action: { _tag: "Builtin", uses: "shout", version: "1", with: {}, ...(module ? { module } : {}) },
+    })
+    const fps = [kind(), kind("kinds/shout.mjs"), kind("kinds/other/shout.mjs")].map((s) => fp(s))
+    expect(new Set(fps).size).toBe(3)
+  })
+
   it("changes with a dep's content", () => {
     expect(fp(base, new Map([...digests, ["data.csv", "c".repeat(64)]]))).not.toBe(fp(base))
   })

@@ -291,6 +291,7 @@ describe("the stage environment", () => {
       "PIPELINE_RUN_ID",
       "PIPELINE_PARAMS",
       "PIPELINE_EVENTS_FD",
+      "PIPELINE_SCRATCH",
     ]
     expect(names.filter((n) => !allowed.has(n)).sort()).toEqual(["MINE", ...pipelineVars].sort())
     expect(names).toContain("LANG")

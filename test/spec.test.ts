@@ -249,6 +249,46 @@ stages:
     expect(p.order).toEqual(["count", "count2", "report"])
   })
 
+  it("loads a user's kind module relative to the pipeline file, and a new one once it is edited", async () => {
+    const kind = (version: string) => `export const definition = {
+  kind: "shout",
+  version: "${version}",
+  description: "Upper-cases a text file.",
+  schema: {
+    type: "object",
+    required: ["input"],
+    properties: { input: { type: "string" }, exclaim: { type: "integer", default: 1 } },
+  },
+  outs: (args, outDir) => [\`\${outDir}/shout.txt\`],
+  deps: (args) => [args.input],
+}
+export async function run() {}
+`
+    const dir = project({
+      "kinds/shout.mjs": kind("1"),
+      "texts/a.txt": "hello\n",
+      "pipelines/loud.yaml": `stages:
+  loud:
+    uses: ../kinds/shout.mjs
+    with: {input: texts/a.txt}
+`,
+    })
+    const file = join(dir, "pipelines", "loud.yaml")
+    const loud = stage(await load(dir, { file }), "loud")
+    expect(loud.action).toEqual({
+      _tag: "Builtin",
+      uses: "shout",
+      version: "1",
+      with: { input: "texts/a.txt", exclaim: 1 },
+      module: "kinds/shout.mjs",
+    })
+    // the module is a dep: its content is in the fingerprint, and a change of it is a reason to rerun
+    expect(loud.deps).toEqual(["kinds/shout.mjs", "texts/a.txt"])
+    expect(loud.outs).toEqual(["outputs/loud/loud/shout.txt"])
+    writeFileSync(join(dir, "kinds", "shout.mjs"), kind("2"))
+    expect(stage(await load(dir, { file }), "loud").action).toMatchObject({ uses: "shout", version: "2" })
+  })
+
   it("normalises deps and outs to project-relative POSIX paths", async () => {
     const outside = mkdtempSync(join(scratch, "dataset-"))
     const dir = project({ "data/raw.csv": "", "b.txt": "" })

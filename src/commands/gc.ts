@@ -1,8 +1,10 @@
 /**
  * `pipeline gc`: delete store objects nothing needs. Roots: every lock file's outs, outs saved because they
  * were edited by hand, and the run cache — all of it by default; with `--keep-last N` only the entries the
- * last N runs used; with `--older-than D` entries younger than D. Takes the project lock.
+ * last N runs used; with `--older-than D` entries younger than D. Also deletes the scratch folders no run
+ * would resume from (`unusedScratch`). Takes the project lock.
  */
+import { existsSync } from "node:fs"
 import { readdir, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect } from "effect"
@@ -13,6 +15,7 @@ import { readLock } from "../lockfile.js"
 import { projectLock } from "../project-lock.js"
 import type { OutDigest } from "../run-cache.js"
 import { listRunRecords } from "../run-record.js"
+import { removeScratch, scratchRoot, unusedScratch } from "../scratch.js"
 import { Store } from "../store.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, positiveInt, str } from "./options.js"
@@ -54,7 +57,8 @@ const savedOuts = async (stateDir: string, notBefore: number): Promise<OutDigest
 }
 
 export const gc: CommandSpec = {
-  summary: "delete store objects that no lock file, kept run-cache entry or saved out needs",
+  summary:
+    "delete store objects that no lock file, kept run-cache entry or saved out needs, and stale scratch folders",
   usage: "[--keep-last N] [--older-than D] [--dry-run]",
   options: {
     "keep-last": {
@@ -65,7 +69,7 @@ export const gc: CommandSpec = {
     "older-than": {
       type: "string",
       placeholder: "D",
-      help: "drop run-cache entries (and saved outs) older than D (e.g. 30d, 12h)",
+      help: "drop run-cache entries (and saved outs, and scratch folders unused) older than D (e.g. 30d, 12h)",
     },
     "dry-run": { type: "boolean", help: "say what would be deleted; delete nothing" },
     ...jsonOption,
@@ -137,7 +141,14 @@ export const gc: CommandSpec = {
                 removed++
                 if (!dryRun) await store.removeObject(digest)
               }
-              return { removed, kept: keep.size, droppedEntries }
+              const scratch = await unusedScratch(
+                scratchRoot(stateDir),
+                await listRunRecords(join(root, "runs")),
+                existsSync,
+                olderThanMs === undefined ? undefined : cutoff,
+              )
+              if (!dryRun) for (const fp of scratch) await removeScratch(scratchRoot(stateDir), fp)
+              return { removed, kept: keep.size, droppedEntries, scratch: scratch.length }
             } finally {
               await store.close()
             }
@@ -145,11 +156,11 @@ export const gc: CommandSpec = {
         }),
       )
       ctx.stderr.write(
-        `${dryRun ? "would remove" : "removed"} ${report.removed} objects and ${report.droppedEntries} run-cache entries; kept ${report.kept} objects\n`,
+        `${dryRun ? "would remove" : "removed"} ${report.removed} objects, ${report.droppedEntries} run-cache entries and ${report.scratch} scratch folders; kept ${report.kept} objects\n`,
       )
       if (values.json === true)
         ctx.stdout.write(
-          `${JSON.stringify({ dry_run: dryRun, removed_objects: report.removed, removed_run_cache_entries: report.droppedEntries, kept_objects: report.kept })}\n`,
+          `${JSON.stringify({ dry_run: dryRun, removed_objects: report.removed, removed_run_cache_entries: report.droppedEntries, removed_scratch_folders: report.scratch, kept_objects: report.kept })}\n`,
         )
       return 0
     }).pipe(reportStoreErrors(ctx)),

@@ -115,13 +115,15 @@ export const textReporter = (sink: Sink, tty: boolean) => {
   /** when each stage's progress was last printed, for plain output */
   const lastProgress = new Map<string, number>()
   /**
-   * Plain output (a log, CI) gets a stage's first progress line, its last (step = total), and one every
-   * PROGRESS_EVERY_MS between: a training loop reporting every step would otherwise flood the log.
+   * Plain output (a log, CI) gets a stage's first step line, its last (step = total), and one every
+   * PROGRESS_EVERY_MS between: a training loop reporting every step would otherwise flood the log. Events
+   * without a `step` (an epoch's summary, a resume, a warning) are rare and always shown.
    */
   const showProgress = (e: Extract<RunEvent, { type: "stage-progress" }>): boolean => {
+    if (e.data.step === undefined) return true
     const now = Date.now()
     const last = lastProgress.get(e.stage)
-    const final = e.data.step !== undefined && e.data.step === e.data.total
+    const final = e.data.step === e.data.total
     if (last !== undefined && !final && now - last < PROGRESS_EVERY_MS) return false
     lastProgress.set(e.stage, now)
     return true
@@ -130,8 +132,8 @@ export const textReporter = (sink: Sink, tty: boolean) => {
     const text = render(e)
     if (text === undefined) return
     if (e.type === "stage-progress" && !tty && !showProgress(e)) return
-    if (e.type === "stage-progress" && tty) {
-      // In a terminal, progress rewrites one line instead of scrolling.
+    if (e.type === "stage-progress" && tty && e.data.step !== undefined) {
+      // In a terminal, step progress rewrites one line instead of scrolling; other events stay.
       clear()
       sink.write(text.slice(0, (process.stderr.columns ?? 100) + 10))
       transient = true
