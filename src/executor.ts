@@ -21,7 +21,7 @@ import { type LockFile, type LockOut, lockedStage } from "./lockfile.js"
 import type { Pipeline, Stage } from "./model.js"
 import type { StageRunner } from "./runner.js"
 import { openScratch, removeScratch } from "./scratch.js"
-import type { Slots } from "./slots.js"
+import { effectiveResources, type Slots } from "./slots.js"
 import { runStageProcesses } from "./stage-process.js"
 import { isSuccess, type StageStatus } from "./status.js"
 
@@ -177,7 +177,7 @@ export const execute = (
         for (;;) {
           attempt++
           const result = yield* opts.slots
-            .withSlots(stage.resources, (gpuIds) =>
+            .withSlots(effectiveResources(stage.resources, opts.slots.gpus), (gpuIds) =>
               Effect.gen(function* () {
                 // Checked once the slots are ours: a stage that waited for them must not start after a failure.
                 if (stoppedBy !== undefined && !opts.keepGoing) return false

@@ -34,6 +34,11 @@ export type StageAction =
 export interface Resources {
   readonly cpu: number
   readonly gpu: number
+  /**
+   * Take one GPU when the run has any (`--gpus`, by default the GPUs detected), none otherwise: the training and
+   * evaluation kinds when `resources.gpu` is not written.
+   */
+  readonly gpuWhenPresent?: boolean
 }
 
 /** One stage, resolved. */

@@ -27,6 +27,10 @@ interface Waiter {
   readonly granted: Deferred.Deferred<ReadonlyArray<number>>
 }
 
+/** The slots a stage asks for in a run with `gpus` GPUs: `gpuWhenPresent` becomes one GPU when there is any. */
+export const effectiveResources = (res: Resources, gpus: number): Resources =>
+  res.gpuWhenPresent === true && res.gpu === 0 && gpus > 0 ? { cpu: res.cpu, gpu: 1 } : res
+
 /** Make the pools: `jobs` CPU slots and `gpus` GPU slots (device ids 0..gpus-1). */
 export const makeSlots = (jobs: number, gpus: number): Effect.Effect<Slots> =>
   Effect.sync(() => {

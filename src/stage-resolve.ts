@@ -335,7 +335,14 @@ class Resolver {
       refs: stageRefs(this.references, name, raw),
       params: usedParams(this.references, name, raw, this.specErrors),
       env: this.env(name, raw),
-      resources: { cpu: raw.resources?.cpu ?? 1, gpu: raw.resources?.gpu ?? 0 },
+      resources: {
+        cpu: raw.resources?.cpu ?? 1,
+        gpu: raw.resources?.gpu ?? 0,
+        // a kind that computes with TensorFlow.js takes a GPU when the run has one, unless told otherwise
+        ...(raw.resources?.gpu === undefined && products.kind?.compute === true
+          ? { gpuWhenPresent: true }
+          : {}),
+      },
       retries: raw.retries ?? 0,
       retryDelayMs:
         raw.retry_delay === undefined

@@ -1,6 +1,6 @@
 import { Deferred, Effect, Fiber } from "effect"
 import { describe, expect, it } from "vitest"
-import { makeSlots } from "../src/slots.js"
+import { effectiveResources, makeSlots } from "../src/slots.js"
 
 const cpu = (n: number) => ({ cpu: n, gpu: 0 })
 
@@ -73,5 +73,15 @@ describe("slots", () => {
       }),
     )
     expect(ran).toBe("ran")
+  })
+})
+
+describe("effectiveResources", () => {
+  it("gives a compute kind one GPU when the run has any, and none otherwise", () => {
+    const auto = { cpu: 1, gpu: 0, gpuWhenPresent: true }
+    expect(effectiveResources(auto, 2)).toEqual({ cpu: 1, gpu: 1 })
+    expect(effectiveResources(auto, 0)).toBe(auto)
+    const plain = { cpu: 1, gpu: 0 }
+    expect(effectiveResources(plain, 2)).toBe(plain)
   })
 })
