@@ -18,6 +18,7 @@ export interface TrainOptions extends TrainingSettings {
   readonly model: string
   readonly data: string
   readonly freeze: string | undefined
+  readonly pooling: "cls" | "mean" | undefined
   readonly earlyStopping: { readonly patience: number; readonly minDelta: number } | undefined
   readonly l2sp: number
   readonly replay: ReplayOptions | undefined
@@ -38,6 +39,7 @@ export const trainOptions = (args: Readonly<Record<string, unknown>>): TrainOpti
     model: String(args.model).replace(/\/+$/, ""),
     data: String(args.data).replace(/\/+$/, ""),
     freeze: typeof args.freeze === "string" ? args.freeze.replace(/\/+$/, "") : undefined,
+    pooling: args.pooling === "cls" || args.pooling === "mean" ? args.pooling : undefined,
     earlyStopping:
       es === undefined
         ? undefined

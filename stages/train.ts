@@ -78,6 +78,7 @@ export const run: StageImplementation = async (ctx) => {
     const config = {
       ...base,
       num_labels: labels.length,
+      ...(o.pooling === undefined ? {} : { classifier_pooling: o.pooling }),
       ...(dropout === undefined
         ? {}
         : { hidden_dropout_prob: dropout, attention_probs_dropout_prob: dropout }),
@@ -142,6 +143,7 @@ export const run: StageImplementation = async (ctx) => {
         examples_per_second: Number(result.examplesPerSecond.toFixed(1)),
         validation: final ?? null,
         trainable_parameters: trainableCount,
+        pooling: config.classifier_pooling ?? "cls",
         l2sp: o.l2sp,
         replay: o.replay === undefined ? null : { fraction: o.replay.fraction, weight: o.replay.weight },
         backend: choice.name,

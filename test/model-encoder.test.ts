@@ -239,6 +239,21 @@ describe("forward pass", () => {
     seq.dispose()
   })
 
+  it("pools the mean of the real tokens with classifier_pooling: mean, ignoring padding", () => {
+    const meanModel: BertModel = { ...model, config: { ...model.config, classifier_pooling: "mean" } }
+    const seq = encode(meanModel, { inputIds: ids([[2, 5, 3, 0]]) })
+    const mask = ids([[1, 1, 1, 0]])
+    const pooled = pool(meanModel, seq, mask).arraySync()[0]!
+    const rows = seq.arraySync()[0]!.slice(0, 3)
+    const mean = rows[0]!.map((_, e) => (rows[0]![e]! + rows[1]![e]! + rows[2]![e]!) / 3)
+    const w = weights(model)
+    const want = lin(mean, mat(w, "bert.pooler.dense.weight"), vec(w, "bert.pooler.dense.bias")).map(
+      Math.tanh,
+    )
+    for (let e = 0; e < 4; e++) expect(pooled[e]!).toBeCloseTo(want[e]!, 6)
+    tf.dispose([seq, mask])
+  })
+
   it("applies dropout only with a seed, the same masks for the same seed", () => {
     const input = { inputIds: ids([[2, 5, 7, 3]]) }
     const run = (seed?: number) => {

@@ -47,7 +47,10 @@ export const classifierLogProbs = async (
   let done = 0
   for (const indices of batchIndices(longestFirst(split, all), options.batchSize)) {
     const b = batchOf(split, indices, options.padId)
-    const logProbs = tf.tidy(() => tf.logSoftmax(classifierLogits(model, encode(model, inputOf(b)))))
+    const logProbs = tf.tidy(() => {
+      const input = inputOf(b)
+      return tf.logSoftmax(classifierLogits(model, encode(model, input), {}, input.attentionMask))
+    })
     const values = await logProbs.data()
     logProbs.dispose()
     for (let r = 0; r < b.rows; r++) out.set(values.subarray(r * k, r * k + k), indices[r]! * k)

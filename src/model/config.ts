@@ -26,6 +26,12 @@ export interface BertConfig {
   /** the classification head's output size */
   readonly num_labels: number
   readonly pad_token_id: number
+  /**
+   * What the classification head reads: the first token's hidden state (`cls`, BERT's pooler; the default)
+   * or the mean over the real tokens (`mean`, as Sentence-BERT pools). Ours, not Transformers': a checkpoint
+   * saved with `mean` loads in PyTorch with BERT's first-token pooler.
+   */
+  readonly classifier_pooling?: "cls" | "mean"
 }
 
 /** Hugging Face's `BertConfig()` defaults (bert-base-uncased), with two labels. */
@@ -135,6 +141,10 @@ export const configFromHf = (json: unknown, source: string): BertConfig => {
     }
     fields[key] = v
   }
+  const pooling = json.classifier_pooling
+  if (pooling !== undefined && pooling !== "cls" && pooling !== "mean")
+    problems.push(`classifier_pooling must be "cls" or "mean", not ${JSON.stringify(pooling)}`)
+  else if (pooling !== undefined) fields.classifier_pooling = pooling
   // Transformers writes `id2label` and derives num_labels from it.
   if (fields.num_labels === undefined && isRecord(json.id2label)) {
     fields.num_labels = Object.keys(json.id2label).length

@@ -190,12 +190,20 @@ export const encode = (model: BertModel, input: EncoderInput, options: ForwardOp
     return x.reshape([batch, seq, model.config.hidden_size])
   })
 
-/** The pooler: tanh(dense(hidden state of the first token)), [batch, hidden]. */
-export const pool = (model: BertModel, sequence: tf.Tensor3D): tf.Tensor2D =>
+/**
+ * The pooler: tanh(dense(x)), [batch, hidden], where x is the first token's hidden state (BERT), or with
+ * `classifier_pooling: "mean"` the mean of the hidden states of the real tokens (`attentionMask` 1; every
+ * token when it is left out).
+ */
+export const pool = (model: BertModel, sequence: tf.Tensor3D, attentionMask?: tf.Tensor2D): tf.Tensor2D =>
   tf.tidy(() => {
-    const [batch, , d] = sequence.shape
-    const first = tf.slice(sequence, [0, 0, 0], [batch, 1, d]).reshape([batch, d]) as tf.Tensor2D
+    const [batch, seq, d] = sequence.shape
+    let x: tf.Tensor2D
+    if (model.config.classifier_pooling === "mean") {
+      const weights = (attentionMask?.toFloat() ?? tf.ones([batch, seq])).reshape([batch, seq, 1])
+      x = tf.div(tf.sum(tf.mul(sequence, weights), 1), tf.maximum(tf.sum(weights, 1), 1)) as tf.Tensor2D
+    } else x = tf.slice(sequence, [0, 0, 0], [batch, 1, d]).reshape([batch, d]) as tf.Tensor2D
     return tf.tanh(
-      linear(first, param(model, "bert.pooler.dense.weight"), param(model, "bert.pooler.dense.bias")),
+      linear(x, param(model, "bert.pooler.dense.weight"), param(model, "bert.pooler.dense.bias")),
     )
   })

@@ -62,14 +62,22 @@ export const mlmLogits = (model: BertModel, sequence: tf.Tensor3D, positions: tf
     return linear(h, param(model, "bert.embeddings.word_embeddings.weight"), p("bias"))
   })
 
-/** Classification logits from the pooled first token: [batch, num_labels]. */
+/**
+ * Classification logits from the pooled sequence (the first token, or the mean of the real tokens, as the
+ * configuration's `classifier_pooling` says): [batch, num_labels].
+ */
 export const classifierLogits = (
   model: BertModel,
   sequence: tf.Tensor3D,
   options: ForwardOptions = {},
+  attentionMask?: tf.Tensor2D,
 ): tf.Tensor2D =>
   tf.tidy(() => {
-    const pooled = dropoutFor(options)(pool(model, sequence), model.config.hidden_dropout_prob, "classifier")
+    const pooled = dropoutFor(options)(
+      pool(model, sequence, attentionMask),
+      model.config.hidden_dropout_prob,
+      "classifier",
+    )
     return linear(pooled, param(model, "classifier.weight"), param(model, "classifier.bias"))
   })
 
@@ -116,8 +124,13 @@ export const classificationLoss = (
   batch: ClassificationBatch,
   options: ForwardOptions = {},
 ): tf.Scalar =>
-  tf.tidy(() => crossEntropy(classifierLogits(model, encode(model, batch, options), options), batch.labels))
+  tf.tidy(() =>
+    crossEntropy(
+      classifierLogits(model, encode(model, batch, options), options, batch.attentionMask),
+      batch.labels,
+    ),
+  )
 
 /** Class probabilities for a batch, dropout off: [batch, num_labels]. */
 export const classify = (model: BertModel, input: EncoderInput): tf.Tensor2D =>
-  tf.tidy(() => tf.softmax(classifierLogits(model, encode(model, input))))
+  tf.tidy(() => tf.softmax(classifierLogits(model, encode(model, input), {}, input.attentionMask)))

@@ -68,7 +68,8 @@ export const scoreClassifier = (
   for (const indices of batchIndices(inOrder(split.rows), batchSize)) {
     const b = batchOf(split, indices, padId)
     const [loss, predicted] = tf.tidy(() => {
-      const logits = classifierLogits(model, encode(model, inputs(b)))
+      const x = inputs(b)
+      const logits = classifierLogits(model, encode(model, x), {}, x.attentionMask)
       const labels = tf.tensor1d(b.labels!, "int32")
       return [crossEntropy(logits, labels).mul(b.rows), tf.argMax(logits, 1)] as const
     })
