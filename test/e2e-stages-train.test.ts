@@ -4,10 +4,12 @@
  * in seconds: outputs and their fields, caching, a train parameter rerunning only train, and bad inputs
  * failing with what to do.
  */
+
+import { execFileSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { repoRoot, statuses, TempProject, until } from "./support/project.js"
+import { bin, repoRoot, statuses, TempProject, until } from "./support/project.js"
 
 let project: TempProject | undefined
 afterEach(async () => {
@@ -252,5 +254,15 @@ describe("pretrain, freeze and train on Chinese reviews", () => {
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('both "warmup_steps" and "warmup_ratio" are set')
     expect(project.exists("outputs")).toBe(false)
+  })
+})
+
+describe("the shipped fine-tuning pipelines", () => {
+  it.each([
+    ["spam-finetune", ["pretrain", "train", "probe", "evaluate", "forgetting"]],
+    ["freeze-sweep", ["train_head", "train_top", "train_all", "forget_all", "evaluate"]],
+  ])("%s loads, resolves and lists its stages", (name, stages) => {
+    const out = execFileSync(process.execPath, [bin, "dag", name, "--root", repoRoot], { encoding: "utf8" })
+    for (const stage of stages) expect(out).toMatch(new RegExp(`^  ${stage}\\b`, "m"))
   })
 })
