@@ -4,7 +4,6 @@
  * loaded, scored and optionally trained further. Writes the training outputs (training-run.ts) and a copy
  * of the corpus's `tokenizer.json`, so the model folder carries the vocabulary its ids mean.
  */
-import { copyFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import {
@@ -19,7 +18,7 @@ import { mlmObjective, scoreMlm } from "../src/train/objectives.js"
 import { openTokenData } from "../src/train/token-data.js"
 import { type StageImplementation, StageInputError } from "./api.js"
 import { pretrainOptions } from "./pretrain-options.js"
-import { releaseBackend, runLoop, startCompute, writeTrainingOutputs } from "./training-run.js"
+import { finishTraining, releaseBackend, runLoop, startCompute } from "./training-run.js"
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
@@ -82,30 +81,17 @@ export const run: StageImplementation = async (ctx) => {
       validation === undefined
         ? undefined
         : scoreMlm(model, validation, pad, data.masking, o.maskRate, o.seed)
-    await writeTrainingOutputs(
+    await finishTraining(ctx, {
       outDir,
       model,
-      result.log,
-      `${o.from === undefined ? "pretraining" : "further pretraining"} (masked LM): loss`,
-      { task: "mlm", labels: null, vocab_size: manifest.vocab_size, steps: result.step },
-      {
-        task: "mlm",
-        from: o.from ?? null,
-        epochs: result.epoch,
-        steps: result.step,
-        seconds: Number(result.seconds.toFixed(2)),
-        examples_per_second: Number(result.examplesPerSecond.toFixed(1)),
-        validation: final ?? null,
-        backend: choice.name,
-        backend_versions: choice.versions,
-      },
-    )
-    await copyFile(join(data.dir, manifest.tokenizer), join(outDir, "tokenizer.json"))
-    if (final !== undefined)
-      ctx.progress({
-        val_loss: Number(final.loss.toFixed(4)),
-        val_accuracy: Number(final.accuracy.toFixed(4)),
-      })
+      result,
+      title: `${o.from === undefined ? "pretraining" : "further pretraining"} (masked LM): loss`,
+      metadata: { task: "mlm", labels: null, vocab_size: manifest.vocab_size },
+      metrics: { task: "mlm", from: o.from ?? null },
+      validation: final,
+      choice,
+      tokenizer: join(data.dir, manifest.tokenizer),
+    })
   } finally {
     if (model !== undefined) disposeBert(model)
     tf.disposeVariables()

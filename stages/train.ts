@@ -5,7 +5,7 @@
  * toward the pretrained weights, and replay of general-corpus masked-LM batches. Checkpoints each epoch in
  * the scratch folder and resumes from them after an interruption (training-run.ts).
  */
-import { copyFile, readFile } from "node:fs/promises"
+import { readFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { type BertModel, createBert, disposeBert, trainOnly } from "../src/model/index.js"
@@ -16,7 +16,7 @@ import { openTokenData } from "../src/train/token-data.js"
 import { type StageImplementation, StageInputError } from "./api.js"
 import { FREEZE_FORMAT, type FreezeFile } from "./freeze.js"
 import { trainOptions } from "./train-options.js"
-import { releaseBackend, runLoop, startCompute, writeTrainingOutputs } from "./training-run.js"
+import { finishTraining, releaseBackend, runLoop, startCompute } from "./training-run.js"
 
 const sameList = (a: unknown, b: ReadonlyArray<string>) =>
   Array.isArray(a) && a.length === b.length && a.every((x, i) => x === b[i])
@@ -126,37 +126,25 @@ export const run: StageImplementation = async (ctx) => {
     const result = await runLoop(ctx, model, trainable, objective, o, { kind: "train", args: ctx.args })
     const final = validation === undefined ? undefined : scoreClassifier(model, validation, pad)
     const trainableCount = names.reduce((a, n) => a + model!.params.get(n)!.size, 0)
-    await writeTrainingOutputs(
+    await finishTraining(ctx, {
       outDir,
       model,
-      result.log,
-      "fine-tuning (classification): loss",
-      { task: "classification", labels, vocab_size: manifest.vocab_size, steps: result.step },
-      {
+      result,
+      title: "fine-tuning (classification): loss",
+      metadata: { task: "classification", labels, vocab_size: manifest.vocab_size },
+      metrics: {
         task: "classification",
         labels,
-        epochs: result.epoch,
-        steps: result.step,
-        best_epoch: result.best?.epoch ?? null,
-        stopped_early: result.stoppedEarly,
-        seconds: Number(result.seconds.toFixed(2)),
-        examples_per_second: Number(result.examplesPerSecond.toFixed(1)),
-        validation: final ?? null,
         trainable_parameters: trainableCount,
         pooling: config.classifier_pooling ?? "cls",
         l2sp: o.l2sp,
         replay: o.replay === undefined ? null : { fraction: o.replay.fraction, weight: o.replay.weight },
-        backend: choice.name,
-        backend_versions: choice.versions,
       },
-    )
-    // The model folder carries its vocabulary, as a pretrain stage's does.
-    await copyFile(join(data.dir, manifest.tokenizer), join(outDir, "tokenizer.json"))
-    if (final !== undefined)
-      ctx.progress({
-        val_loss: Number(final.loss.toFixed(4)),
-        val_accuracy: Number(final.accuracy.toFixed(4)),
-      })
+      validation: final,
+      choice,
+      // the model folder carries its vocabulary, as a pretrain stage's does
+      tokenizer: join(data.dir, manifest.tokenizer),
+    })
   } finally {
     if (model !== undefined) disposeBert(model)
     if (pretrained !== undefined) disposeBert(pretrained)

@@ -8,7 +8,7 @@
  *   loss.svg      the loss curve
  *   metrics.json  what the stage reports (final validation measures, steps, time, backend, parameters)
  */
-import { mkdir, writeFile } from "node:fs/promises"
+import { copyFile, mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import type * as tf from "@tensorflow/tfjs"
 import { type BackendChoice, initBackend, releaseBackend } from "../src/compute/backend.js"
@@ -96,25 +96,50 @@ export const runLoop = async (
   return { ...result, seconds, examplesPerSecond: (stepsHere * s.batchSize) / Math.max(seconds, 1e-9) }
 }
 
-/** Write a training stage's outputs (see the file comment) into `outDir`. */
-export const writeTrainingOutputs = async (
-  outDir: string,
-  model: BertModel,
-  log: LoopResult["log"],
-  title: string,
-  metadata: Readonly<Record<string, unknown>>,
-  metrics: Readonly<Record<string, unknown>>,
-): Promise<void> => {
+/** What a training stage hands `finishTraining`. */
+export interface Finished {
+  readonly outDir: string
+  readonly model: BertModel
+  readonly result: LoopResult & { readonly seconds: number; readonly examplesPerSecond: number }
+  /** the loss curve's title */
+  readonly title: string
+  /** kept with the model (`task`, `labels`, ...) */
+  readonly metadata: Readonly<Record<string, unknown>>
+  /** the kind's own fields of metrics.json, first */
+  readonly metrics: Readonly<Record<string, unknown>>
+  /** the final validation measures, if there is a validation split */
+  readonly validation: Readonly<Record<string, number>> | undefined
+  readonly choice: BackendChoice
+  /** the tokenizer.json of the data the model was trained on, copied beside the model */
+  readonly tokenizer: string
+}
+
+/** Write a training stage's outputs (see the file comment) and report its final validation measures. */
+export const finishTraining = async (ctx: StageRunContext, f: Finished): Promise<void> => {
+  const { outDir, model, result } = f
   await mkdir(outDir, { recursive: true })
-  await saveBert(model, join(outDir, MODEL_DIR), { metadata })
+  await saveBert(model, join(outDir, MODEL_DIR), { metadata: { ...f.metadata, steps: result.step } })
   await writeFile(
     join(outDir, "log.jsonl"),
-    log.map((r) => JSON.stringify(r)).join("\n") + (log.length > 0 ? "\n" : ""),
+    result.log.map((r) => JSON.stringify(r)).join("\n") + (result.log.length > 0 ? "\n" : ""),
   )
-  await writeFile(join(outDir, "loss.svg"), lossCurveSvg(log, title))
+  await writeFile(join(outDir, "loss.svg"), lossCurveSvg(result.log, f.title))
   const counts = countParams(model)
-  await writeFile(
-    join(outDir, "metrics.json"),
-    `${JSON.stringify({ ...metrics, parameters: { total: counts.total, trainable: counts.trainable } }, null, 2)}\n`,
-  )
+  const metrics = {
+    ...f.metrics,
+    epochs: result.epoch,
+    steps: result.step,
+    best_epoch: result.best?.epoch ?? null,
+    stopped_early: result.stoppedEarly,
+    seconds: Number(result.seconds.toFixed(2)),
+    examples_per_second: Number(result.examplesPerSecond.toFixed(1)),
+    validation: f.validation ?? null,
+    parameters: { total: counts.total, trainable: counts.trainable },
+    backend: f.choice.name,
+    backend_versions: f.choice.versions,
+  }
+  await writeFile(join(outDir, "metrics.json"), `${JSON.stringify(metrics, null, 2)}\n`)
+  await copyFile(f.tokenizer, join(outDir, "tokenizer.json"))
+  if (f.validation !== undefined)
+    ctx.progress(Object.fromEntries(Object.entries(f.validation).map(([k, v]) => [`val_${k}`, round(v)])))
 }
