@@ -41,7 +41,8 @@ const run = (args) => {
 }
 const json = (path) => JSON.parse(readFileSync(join(dir, "outputs", "spam-finetune", path), "utf8"))
 const verdict = (ok) => (ok ? "MET" : "NOT MET")
-const fmt = (s) => (s >= 60 ? `${Math.floor(s / 60)}m${(s % 60).toFixed(0).padStart(2, "0")}s` : `${s.toFixed(2)}s`)
+const fmt = (s) =>
+  s >= 60 ? `${Math.floor(s / 60)}m${(s % 60).toFixed(0).padStart(2, "0")}s` : `${s.toFixed(2)}s`
 
 console.log(
   `node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, load ${loadavg()
