@@ -48,7 +48,12 @@ writeFileSync(
 )
 
 await build({
-  entryPoints: { cli: "src/cli.ts", "stage-runner": "src/stage-runner.ts" },
+  // parallel-worker: the data-parallel trainer's worker thread (src/parallel/data-parallel.ts finds it here).
+  entryPoints: {
+    cli: "src/cli.ts",
+    "stage-runner": "src/stage-runner.ts",
+    "parallel-worker": "src/parallel/worker.ts",
+  },
   outdir: out,
   outExtension: { ".js": ".mjs" },
   bundle: true,
@@ -63,6 +68,8 @@ await build({
   minify: process.env.PIPELINE_NO_MINIFY === undefined,
 
   logLevel: "warning",
+  // TensorFlow.js is loaded from node_modules at run time, never bundled (see src/compute/load.ts).
+  external: ["@tensorflow/*", "webgpu"],
   // Bundled CommonJS (ajv) calls require(): give the ESM bundle one.
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
