@@ -10,6 +10,7 @@ import {
   createBert,
   crossEntropy,
   disposeBert,
+  dropoutMask,
   encode,
   maskedTargets,
   mlmLogits,
@@ -252,6 +253,17 @@ describe("forward pass", () => {
     expect(run(3)).toEqual(run(3))
     expect(run(3)).not.toEqual(run(4))
     expect(run(3)).not.toEqual(evalOut)
+  })
+})
+
+describe("dropout masks", () => {
+  it("drop about `rate` of the entries and scale the rest by 1 / (1 - rate), the same for the same key", () => {
+    const mask = dropoutMask(100_000, 0.25, "3:layer.0.output")
+    const dropped = mask.filter((m) => m === 0).length
+    expect(Math.abs(dropped / mask.length - 0.25)).toBeLessThan(0.005)
+    expect(new Set(mask)).toEqual(new Set([0, Math.fround(1 / 0.75)]))
+    expect(dropoutMask(1000, 0.25, "3:layer.0.output")).toEqual(mask.subarray(0, 1000))
+    expect(dropoutMask(1000, 0.25, "4:layer.0.output")).not.toEqual(mask.subarray(0, 1000))
   })
 })
 
