@@ -1,0 +1,275 @@
+#!/usr/bin/env node
+// Training throughput of the built-in encoder beside PyTorch on the CPU, same architecture, same step, in one
+// run; and first, the numerics: the encoder's outputs against an independent PyTorch BERT on the same
+// safetensors weights (bench/torch-parity.ts, bench/torch_bert.py).
+//
+// The step: classification, forward with dropout + backward + Adam, on a 2-layer encoder (d 128, 4 heads,
+// feed-forward 512, vocabulary 8000), sequence 128, batch 32, random tokens. Configurations:
+//   wasm 1 thread        TensorFlow.js wasm + the project's kernels and heap cache, in this process
+//   wasm data-parallel   the same in N worker threads, the batch split between them (src/parallel/)
+//   torch 1 thread       Debian's python3-torch, torch.set_num_threads(1)
+//   torch 2 threads      OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE (the default spin-wait collapses when the
+//                        two cores are shared with other work)
+// Each is timed in rounds, the configurations taking turns, so that load from other work falls on all of them;
+// a round's figure is the median step after warm-up, and the best round counts (other work only adds time).
+// The ratio is wasm data-parallel against the faster PyTorch configuration.
+//
+// Usage: node bench/throughput.mjs [--rounds 2] [--steps 5] [--warmup 2] [--workers 2] [--batch 32]
+//          [--seq 128] [--python /usr/bin/python3] [--only parity|throughput] [--torch-spin]
+//   --torch-spin adds torch with two threads and OpenMP's default (spinning) wait policy.
+//
+// esbuild bundles the sources (and the data-parallel worker) into a temp folder first: no build needed.
+import { execFile } from "node:child_process"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpus, loadavg } from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { parseArgs } from "node:util"
+import { build } from "esbuild"
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..")
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "2" },
+    steps: { type: "string", default: "5" },
+    warmup: { type: "string", default: "2" },
+    workers: { type: "string", default: "2" },
+    batch: { type: "string", default: "32" },
+    seq: { type: "string", default: "128" },
+    python: { type: "string", default: "/usr/bin/python3" },
+    only: { type: "string" },
+    "torch-spin": { type: "boolean", default: false },
+  },
+})
+const rounds = Number(values.rounds)
+const steps = Number(values.steps)
+const warmup = Number(values.warmup)
+const workers = Number(values.workers)
+const batch = Number(values.batch)
+const seq = Number(values.seq)
+const python = values.python
+
+// Inside node_modules, so the bundles' external imports (tfjs, effect) resolve.
+mkdirSync(join(repo, "node_modules/.cache"), { recursive: true })
+const tmp = mkdtempSync(join(repo, "node_modules/.cache/pipeline-bench-"))
+const common = {
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  external: ["@tensorflow/*", "effect"],
+  logLevel: "warning",
+}
+await build({
+  ...common,
+  stdin: {
+    contents:
+      'export * from "./src/model/index.ts"\n' +
+      'export * from "./src/parallel/index.ts"\n' +
+      'export { startWasm } from "./src/compute/wasm.ts"\n' +
+      'export { loadTf } from "./src/compute/load.ts"\n' +
+      'export { torchParity, torchVersion } from "./bench/torch-parity.ts"\n',
+    resolveDir: repo,
+    loader: "ts",
+  },
+  outfile: join(tmp, "lib.mjs"),
+})
+const script = join(repo, "bench/torch_bert.py")
+await build({
+  ...common,
+  entryPoints: [join(repo, "src/parallel/worker.ts")],
+  outfile: join(tmp, "worker.mjs"),
+})
+const lib = await import(pathToFileURL(join(tmp, "lib.mjs")).href)
+const workerUrl = pathToFileURL(join(tmp, "worker.mjs"))
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }))
+
+const tf = await lib.loadTf()
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ")
+console.log(`node ${process.version}, ${cpus().length} x ${cpus()[0]?.model}, load ${load()}`)
+const torch = lib.torchVersion(python)
+if (torch === undefined)
+  console.log(`${python} has no torch: apt-get install python3-torch; PyTorch parts skipped`)
+
+if (values.only === undefined || values.only === "parity") {
+  console.log(
+    `\nparity with PyTorch ${torch ?? "(skipped)"}: max |ours - torch| on a random 2-layer BERT (d 32)`,
+  )
+  if (torch !== undefined)
+    for (const backend of ["cpu", "wasm"]) {
+      if (backend === "wasm") {
+        const started = await lib.startWasm(tf)
+        if (!started.ok) throw new Error(started.reason)
+      } else if (!(await tf.setBackend("cpu"))) throw new Error("the cpu backend did not start")
+      const { byOutput, max } = await lib.torchParity({ python, script })
+      const parts = Object.entries(byOutput)
+        .map(([k, v]) => `${k} ${v.toExponential(1)}`)
+        .join(", ")
+      console.log(
+        `  ${backend.padEnd(5)} ${max.toExponential(2)}  ${max < 1e-4 ? "ok" : "OVER 1e-4"}  (${parts})`,
+      )
+    }
+}
+
+if (values.only !== undefined && values.only !== "throughput") process.exit(0)
+
+const config = lib.bertConfig({
+  vocab_size: 8000,
+  hidden_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 512,
+  max_position_embeddings: Math.max(128, seq),
+  num_labels: 2,
+})
+const configFile = join(tmp, "config.json")
+writeFileSync(configFile, JSON.stringify(lib.configToHf(config)))
+
+/** A seeded stream of integers in [0, n) (mulberry32). */
+const rng = (seed) => {
+  let s = seed
+  return (n) => {
+    s = (s + 0x6d2b79f5) | 0
+    let t = Math.imul(s ^ (s >>> 15), 1 | s)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) % n
+  }
+}
+const rand = rng(7)
+const host = {
+  rows: batch,
+  seq,
+  inputIds: Int32Array.from({ length: batch * seq }, (_, i) =>
+    i % seq === 0 ? 2 : 5 + rand(config.vocab_size - 5),
+  ),
+  labels: Int32Array.from({ length: batch }, () => rand(2)),
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const exs = (ms) => (batch * 1000) / ms
+
+/** Time `step` (sync or async): warm-up steps, then the median of `steps`. */
+const timeSteps = async (step) => {
+  const times = []
+  for (let i = 0; i < warmup + steps; i++) {
+    const start = performance.now()
+    await step(i)
+    if (i >= warmup) times.push(performance.now() - start)
+  }
+  return median(times)
+}
+
+const wasmInProcess = async () => {
+  const started = await lib.startWasm(tf)
+  if (!started.ok) throw new Error(started.reason)
+  const model = lib.createBert(config, { seed: 1 })
+  const input = {
+    inputIds: tf.tensor2d(host.inputIds, [batch, seq], "int32"),
+    labels: tf.tensor1d(host.labels, "int32"),
+  }
+  const optimizer = tf.train.adam(1e-4)
+  const vars = lib.trainableVariables(model)
+  const ms = await timeSteps((i) => {
+    const loss = optimizer.minimize(
+      () => lib.classificationLoss(model, input, { dropoutSeed: i }),
+      true,
+      vars,
+    )
+    loss.dataSync()
+    loss.dispose()
+  })
+  tf.dispose([input.inputIds, input.labels])
+  optimizer.dispose()
+  lib.disposeBert(model)
+  return { ms }
+}
+
+const wasmParallel = async () => {
+  const trainer = await lib.createDataParallelTrainer({
+    workers,
+    config,
+    seed: 1,
+    lossKind: "classification",
+    optimizer: { kind: "adam", learningRate: 1e-4 },
+    workerUrl,
+  })
+  try {
+    return { ms: await timeSteps((i) => trainer.step(host, { dropoutSeed: i })) }
+  } finally {
+    await trainer.close()
+  }
+}
+
+const torchRun = (threads, env) => () =>
+  new Promise((res, rej) =>
+    execFile(
+      python,
+      [
+        script,
+        "train",
+        configFile,
+        "--batch",
+        `${batch}`,
+        "--seq",
+        `${seq}`,
+        "--steps",
+        `${steps}`,
+        "--warmup",
+        `${warmup}`,
+      ],
+      { env: { ...process.env, OMP_NUM_THREADS: `${threads}`, ...env } },
+      (error, stdout, stderr) => {
+        if (error !== null) return rej(new Error(`torch_bert.py train failed: ${stderr || error.message}`))
+        const r = JSON.parse(stdout.trim().split("\n").at(-1))
+        res({ ms: r.median_ms, note: `BLAS ${r.blas.split("/").slice(-2).join("/")}` })
+      },
+    ),
+  )
+
+const configs = [
+  { name: "wasm 1 thread", run: wasmInProcess, kind: "wasm" },
+  { name: `wasm data-parallel, ${workers} workers`, run: wasmParallel, kind: "parallel" },
+  ...(torch === undefined
+    ? []
+    : [
+        { name: "torch 1 thread", run: torchRun(1, {}), kind: "torch" },
+        { name: "torch 2 threads, PASSIVE", run: torchRun(2, { OMP_WAIT_POLICY: "PASSIVE" }), kind: "torch" },
+        ...(values["torch-spin"]
+          ? [{ name: "torch 2 threads, spin-wait", run: torchRun(2, {}), kind: "torch" }]
+          : []),
+      ]),
+]
+
+console.log(
+  `\ntraining step: classification, 2 layers, d 128, 4 heads, ff 512, vocab 8000, seq ${seq}, batch ${batch}, Adam, dropout 0.1`,
+)
+console.log(
+  `${steps} timed steps after ${warmup} warm-up, median; ${rounds} rounds, the configurations in turn`,
+)
+const best = new Map()
+for (let round = 1; round <= rounds; round++) {
+  for (const c of configs) {
+    const { ms, note } = await c.run()
+    const prev = best.get(c.name)
+    if (prev === undefined || ms < prev.ms) best.set(c.name, { ms, kind: c.kind })
+    console.log(
+      `  round ${round}  ${c.name.padEnd(30)} ${exs(ms).toFixed(1).padStart(6)} ex/s  (${ms.toFixed(0)} ms/step, load ${load()})${note === undefined ? "" : `  ${note}`}`,
+    )
+  }
+}
+
+console.log("\nbest round")
+for (const [name, { ms }] of best) console.log(`  ${name.padEnd(30)} ${exs(ms).toFixed(1).padStart(6)} ex/s`)
+const pick = (kind) =>
+  [...best.entries()].filter(([, v]) => v.kind === kind).sort(([, a], [, b]) => a.ms - b.ms)[0]
+const torchBest = pick("torch")
+const parallel = pick("parallel")
+const single = pick("wasm")
+if (torchBest !== undefined) {
+  const ratio = (x) => (torchBest[1].ms / x[1].ms).toFixed(2)
+  console.log(
+    `\nratio to the faster PyTorch (${torchBest[0]}): wasm data-parallel ${ratio(parallel)}x, wasm 1 thread ${ratio(single)}x`,
+  )
+}
