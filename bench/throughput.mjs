@@ -12,7 +12,10 @@
 //                        two cores are shared with other work)
 // Each is timed in rounds, the configurations taking turns, so that load from other work falls on all of them;
 // a round's figure is the median step after warm-up, and the best round counts (other work only adds time).
-// The ratio is wasm data-parallel against the faster PyTorch configuration.
+// The ratio is wasm data-parallel against the faster PyTorch configuration. CPU time per step (all threads) is
+// printed beside: where other sessions keep the cores busy, Linux's autogroup scheduling shares the CPU between
+// sessions, not threads, so two workers or two threads then get no more CPU than one, and only an idle machine
+// shows what the second core buys.
 //
 // Usage: node bench/throughput.mjs [--rounds 2] [--steps 5] [--warmup 2] [--workers 2] [--batch 32]
 //          [--seq 128] [--python /usr/bin/python3] [--only parity|throughput] [--torch-spin]
@@ -150,15 +153,23 @@ const host = {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const exs = (ms) => (batch * 1000) / ms
 
-/** Time `step` (sync or async): warm-up steps, then the median of `steps`. */
+/**
+ * Time `step` (sync or async): warm-up steps, then the medians of `steps`, wall-clock and CPU time (this
+ * process, worker threads included).
+ */
 const timeSteps = async (step) => {
   const times = []
+  const cpuTimes = []
   for (let i = 0; i < warmup + steps; i++) {
     const start = performance.now()
+    const cpuStart = process.cpuUsage()
     await step(i)
-    if (i >= warmup) times.push(performance.now() - start)
+    const cpu = process.cpuUsage(cpuStart)
+    if (i < warmup) continue
+    times.push(performance.now() - start)
+    cpuTimes.push((cpu.user + cpu.system) / 1000)
   }
-  return median(times)
+  return { ms: median(times), cpuMs: median(cpuTimes) }
 }
 
 const wasmInProcess = async () => {
@@ -171,7 +182,7 @@ const wasmInProcess = async () => {
   }
   const optimizer = tf.train.adam(1e-4)
   const vars = lib.trainableVariables(model)
-  const ms = await timeSteps((i) => {
+  const timed = await timeSteps((i) => {
     const loss = optimizer.minimize(
       () => lib.classificationLoss(model, input, { dropoutSeed: i }),
       true,
@@ -183,7 +194,7 @@ const wasmInProcess = async () => {
   tf.dispose([input.inputIds, input.labels])
   optimizer.dispose()
   lib.disposeBert(model)
-  return { ms }
+  return timed
 }
 
 const wasmParallel = async () => {
@@ -196,7 +207,7 @@ const wasmParallel = async () => {
     workerUrl,
   })
   try {
-    return { ms: await timeSteps((i) => trainer.step(host, { dropoutSeed: i })) }
+    return await timeSteps((i) => trainer.step(host, { dropoutSeed: i }))
   } finally {
     await trainer.close()
   }
@@ -223,7 +234,7 @@ const torchRun = (threads, env) => () =>
       (error, stdout, stderr) => {
         if (error !== null) return rej(new Error(`torch_bert.py train failed: ${stderr || error.message}`))
         const r = JSON.parse(stdout.trim().split("\n").at(-1))
-        res({ ms: r.median_ms, note: `BLAS ${r.blas.split("/").slice(-2).join("/")}` })
+        res({ ms: r.median_ms, cpuMs: r.cpu_ms, note: `BLAS ${r.blas.split("/").slice(-2).join("/")}` })
       },
     ),
   )
@@ -251,17 +262,19 @@ console.log(
 const best = new Map()
 for (let round = 1; round <= rounds; round++) {
   for (const c of configs) {
-    const { ms, note } = await c.run()
+    const { ms, cpuMs, note } = await c.run()
     const prev = best.get(c.name)
-    if (prev === undefined || ms < prev.ms) best.set(c.name, { ms, kind: c.kind })
+    if (prev === undefined || ms < prev.ms) best.set(c.name, { ms, cpuMs, kind: c.kind })
     console.log(
-      `  round ${round}  ${c.name.padEnd(30)} ${exs(ms).toFixed(1).padStart(6)} ex/s  (${ms.toFixed(0)} ms/step, load ${load()})${note === undefined ? "" : `  ${note}`}`,
+      `  round ${round}  ${c.name.padEnd(30)} ${exs(ms).toFixed(1).padStart(6)} ex/s  ` +
+        `(${ms.toFixed(0)} ms/step, CPU ${cpuMs.toFixed(0)} ms, load ${load()})${note === undefined ? "" : `  ${note}`}`,
     )
   }
 }
 
-console.log("\nbest round")
-for (const [name, { ms }] of best) console.log(`  ${name.padEnd(30)} ${exs(ms).toFixed(1).padStart(6)} ex/s`)
+console.log("\nbest round (examples/s; CPU time per step, all threads)")
+for (const [name, { ms, cpuMs }] of best)
+  console.log(`  ${name.padEnd(30)} ${exs(ms).toFixed(1).padStart(6)} ex/s  CPU ${cpuMs.toFixed(0)} ms`)
 const pick = (kind) =>
   [...best.entries()].filter(([, v]) => v.kind === kind).sort(([, a], [, b]) => a.ms - b.ms)[0]
 const torchBest = pick("torch")
