@@ -27,6 +27,7 @@ import {
   ReplicaFailed,
   shardBatch,
 } from "../src/parallel/index.js"
+import { weightedSum } from "../src/parallel/reduce.js"
 
 const TOLERANCE = 1e-5
 
@@ -163,6 +164,23 @@ describe("sharding", () => {
 
   it("uses the model's ignore index", () => {
     expect(IGNORE_INDEX).toBe(MODEL_IGNORE_INDEX)
+  })
+})
+
+describe("the weighted sum of gradient slots", () => {
+  const slots = Float32Array.from([1, 2, 3, 10, 20, 30, Number.NaN, Number.NaN, Number.NaN, 0.1, 0.2, 0.3])
+  const sum = (weights: Array<number>) => Array.from(weightedSum(slots, 3, weights, new Float32Array(3)))
+  it("sums any number of slots in float64, rounding once, and skips weight-0 slots (even NaN ones)", () => {
+    expect(sum([0.25, 0, 0, 0])).toEqual([0.25, 0.5, 0.75])
+    expect(sum([0.25, 0.75, 0, 0])).toEqual([7.75, 15.5, 23.25])
+    expect(sum([0.5, 0.25, 0, 0.25])).toEqual(
+      [0.5 + 2.5 + 0.025, 1 + 5 + 0.05, 1.5 + 7.5 + 0.075].map(Math.fround),
+    )
+    expect(sum([0, 0, 0, 0])).toEqual([0, 0, 0])
+  })
+  it("gives the same float32s for two slots as the general loop", () => {
+    // A third slot of negligible weight sends the same two slots through the general loop.
+    expect(sum([1 / 3, 0, 0, 2 / 3])).toEqual(sum([1 / 3, 1e-300, 0, 2 / 3]))
   })
 })
 

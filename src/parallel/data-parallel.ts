@@ -55,6 +55,7 @@ import type {
   Request,
   WorkerReady,
 } from "./protocol.js"
+import { weightedSum } from "./reduce.js"
 
 /** How to start a data-parallel trainer. */
 export interface DataParallelOptions {
@@ -331,17 +332,10 @@ export const createDataParallelTrainer = async (
   const gradients = (batch: HostBatch, gradOptions: Pick<StepOptions, "dropoutSeed"> = {}) =>
     exclusive(async (): Promise<GradientResult> => {
       const { loss, count, weights } = await shardGradients(batch, gradOptions.dropoutSeed)
-      const grads = new Map<string, Float32Array>()
-      const used = [...weights.entries()].filter(([, w]) => w !== 0)
-      for (const slot of layout) {
-        const g = new Float32Array(slot.size)
-        for (let i = 0; i < slot.size; i++) {
-          let acc = 0
-          for (const [r, w] of used) acc += w * slotView[r * total + slot.offset + i]!
-          g[i] = acc
-        }
-        grads.set(slot.name, g)
-      }
+      const summed = weightedSum(slotView, total, weights, new Float32Array(total))
+      const grads = new Map(
+        layout.map((slot) => [slot.name, summed.slice(slot.offset, slot.offset + slot.size)]),
+      )
       return { loss, count, grads }
     })
 

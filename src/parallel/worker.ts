@@ -23,6 +23,7 @@ import {
 } from "../model/index.js"
 import type { HostBatch } from "./batch.js"
 import type { Done, OptimizerSpec, ParamSlot, Reply, Request, WorkerSetup } from "./protocol.js"
+import { weightedSum } from "./reduce.js"
 
 const port = parentPort!
 const setup = workerData as WorkerSetup
@@ -149,7 +150,8 @@ const main = async (): Promise<void> => {
         return
       }
       case "apply": {
-        const source = request.weights === "reduced" ? reduced! : reduceSlots(request.weights)
+        const source =
+          request.weights === "reduced" ? reduced! : weightedSum(slots!, total, request.weights, sum)
         if (request.learningRate !== undefined) setLearningRate(optimizer, request.learningRate)
         tf.tidy(() => {
           const named: tf.NamedTensorMap = {}
@@ -211,26 +213,6 @@ const main = async (): Promise<void> => {
         return
       }
     }
-  }
-
-  /**
-   * Σ weights[r] · slot r, summed in float64 in rank order and rounded once: every worker computes the same
-   * float32s. A slot of weight 0 is skipped, not multiplied: it may hold a stale step's values.
-   */
-  const reduceSlots = (weights: ReadonlyArray<number>): Float32Array => {
-    const all = slots!
-    const used = [...weights.entries()].filter(([, w]) => w !== 0)
-    if (used.length === 1) {
-      const [r, w] = used[0]!
-      for (let i = 0; i < total; i++) sum[i] = w * all[r * total + i]!
-      return sum
-    }
-    for (let i = 0; i < total; i++) {
-      let acc = 0
-      for (const [r, w] of used) acc += w * all[r * total + i]!
-      sum[i] = acc
-    }
-    return sum
   }
 
   port.on("message", (request: Request) => {
