@@ -10,8 +10,8 @@ bench/throughput.mjs and test/torch-parity.test.ts drive it; it needs only `torc
       "positions": flat b*seq+t}) in evaluation mode, and write every output as F32 safetensors.
   python3 bench/torch_bert.py train CONFIG_JSON --batch 32 --seq 128 --steps 5 --warmup 2
       Time classification training steps (forward with dropout, backward, Adam) on random data; prints one
-      JSON line {"threads", "torch", "blas", "step_ms": [...], "median_ms", "cpu_ms" (median CPU time of a
-      step, all threads), "examples_per_s"}. Set the thread count with
+      JSON line {"threads", "torch", "blas", "step_ms": [...], "cpu_step_ms": [...] (CPU time, all threads),
+      "median_ms", "cpu_ms", "examples_per_s"}. Set the thread count with
       OMP_NUM_THREADS (read before torch starts its pool) and torch.set_num_threads, which this script does.
 """
 
@@ -261,6 +261,7 @@ def train(args):
                 "torch": torch.__version__,
                 "blas": blas_library(),
                 "step_ms": [round(t, 1) for t in times],
+                "cpu_step_ms": [round(t, 1) for t in cpu_times],
                 "median_ms": round(median, 1),
                 "cpu_ms": round(sorted(cpu_times)[len(cpu_times) // 2], 1),
                 "examples_per_s": round(args.batch * 1000 / median, 2),
