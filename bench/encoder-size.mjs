@@ -9,7 +9,7 @@
 // Usage: node bench/encoder-size.mjs [--backends wasm,cpu] [--sizes 64x2x64,64x2x128,128x2x64,128x2x128]
 //          [--batch 32] [--vocab 8000] [--steps 5] [--cpu-sizes 64x2x64] [--only train|layout]
 //   A size is hidden x layers x seq; heads are hidden/32, the feed-forward 4 x hidden.
-//   The wasm backend gets the project's kernels (src/compute/kernels) when they are there, unless
+//   The wasm backend gets the project's kernels (src/compute/kernels) and heap cache when they are there, unless
 //   --stock-wasm: the encoder needs none of them (its embedding gradient is a ScatterNd, see gatherRows).
 //
 // esbuild bundles src/model (and the kernels) into a temp file first, so the bench runs without a build.
@@ -51,7 +51,10 @@ await build({
   stdin: {
     contents:
       'export * from "./src/model/index.ts"\n' +
-      (haveKernels ? 'export { registerWasmKernels } from "./src/compute/kernels/index.ts"\n' : ""),
+      (haveKernels
+        ? 'export { registerWasmKernels } from "./src/compute/kernels/index.ts"\n' +
+          'export { cacheHeapBlocks } from "./src/compute/heap-cache.ts"\n'
+        : ""),
     resolveDir: repo,
     loader: "ts",
   },
@@ -175,6 +178,8 @@ if (values.only === undefined || values.only === "train") {
   )
   for (const backend of values.backends.split(",")) {
     if (!(await tf.setBackend(backend))) throw new Error(`the ${backend} backend did not start`)
+    // As startWasm does: without it the heap grows by hundreds of MiB per step at seq 128 (heap-cache.ts).
+    if (backend === "wasm" && haveKernels) model.cacheHeapBlocks(tf.backend().wasm)
     for (const size of parseSizes(backend === "cpu" ? values["cpu-sizes"] : values.sizes))
       trainRow(backend, size)
   }

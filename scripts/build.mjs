@@ -48,7 +48,12 @@ writeFileSync(
 )
 
 await build({
-  entryPoints: { cli: "src/cli.ts", "stage-runner": "src/stage-runner.ts" },
+  // parallel-worker: the data-parallel trainer's worker thread (src/parallel/data-parallel.ts finds it here).
+  entryPoints: {
+    cli: "src/cli.ts",
+    "stage-runner": "src/stage-runner.ts",
+    "parallel-worker": "src/parallel/worker.ts",
+  },
   outdir: out,
   outExtension: { ".js": ".mjs" },
   bundle: true,

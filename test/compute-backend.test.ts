@@ -91,7 +91,7 @@ describe("initBackend", () => {
     const choice = await initBackend({ prefer: "wasm", env: {} })
     expect(choice.name).toBe("wasm")
     expect(choice.fallback).toBe(false)
-    expect(choice.reason).toBe("WebAssembly with SIMD, single-threaded, with the project's 11 kernels")
+    expect(choice.reason).toBe("WebAssembly with SIMD, single-threaded, with the project's 12 kernels")
     const tf = await import("@tensorflow/tfjs")
     expect(tf.getBackend()).toBe("wasm")
     expect(backendFingerprint(choice)).toEqual({
@@ -99,7 +99,7 @@ describe("initBackend", () => {
       "tfjs-backend-cpu": "4.22.0",
       "tfjs-backend-wasm": "4.22.0",
       "tfjs-core": "4.22.0",
-      "wasm-kernels": "1",
+      "wasm-kernels": "2",
       "wasm-simd": "true",
     })
   })

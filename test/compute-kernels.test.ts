@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { broadcastBatch, MIN_FAST_WORK, planMatMul } from "../src/compute/kernels/batch-matmul.js"
 import { registerWasmKernels, WASM_KERNELS } from "../src/compute/kernels/index.js"
 import { scatterAdd } from "../src/compute/kernels/scatter-add.js"
+import { columnSums, leadingAxes } from "../src/compute/kernels/sum.js"
 import { canonicalize, takesJs, transposeInto } from "../src/compute/kernels/transpose.js"
 import { assertAllocated, asWasm } from "../src/compute/kernels/wasm-heap.js"
 
@@ -134,6 +135,7 @@ describe("registration", () => {
       "BatchMatMul",
       "Transpose",
       "Identity",
+      "Sum",
       "UnsortedSegmentSum",
       "Conv2DBackpropFilter",
       "DepthwiseConv2dNativeBackpropFilter",
@@ -323,6 +325,46 @@ describe("UnsortedSegmentSum (scatter-add)", () => {
       [0, 0],
       [5, 6],
     ])
+  })
+})
+
+describe("Sum over leading axes (column sum)", () => {
+  it("takes leading runs of axes only, in any order or sign, and not a full reduction", () => {
+    expect(leadingAxes(2, 0)).toBe(1)
+    expect(leadingAxes(3, [1, 0])).toBe(2)
+    expect(leadingAxes(3, [-3, -2])).toBe(2)
+    expect(leadingAxes(3, [0, 2])).toBe(0)
+    expect(leadingAxes(2, 1)).toBe(0)
+    expect(leadingAxes(2, [0, 1])).toBe(0)
+    expect(leadingAxes(2, [])).toBe(0)
+    expect(leadingAxes(2, null)).toBe(0)
+  })
+  it("adds the rows, four at a time and the rest one by one", () => {
+    const out = new Float32Array(3)
+    const x = Float32Array.from({ length: 6 * 3 }, (_, i) => 10 ** Math.floor(i / 3) * ((i % 3) + 1))
+    columnSums(x, out, 6, 3)
+    expect(Array.from(out)).toEqual([111111, 222222, 333333])
+  })
+  it("sums like cpu, with and without keepDims", async () => {
+    await forwardCheck(() => {
+      const x = make({ shape: [6, 5, 4], seed: 8 })
+      return [tf.sum(x, 0), tf.sum(x, [0, 1]), tf.sum(x, [1, 0], true), tf.sum(x, 2), tf.sum(x, [0, 2])]
+    })
+  })
+  it("gives a dense layer's bias and a LayerNorm's scale their gradients", async () => {
+    await gradCheck(
+      [
+        { shape: [2, 24, 16], seed: 9 },
+        { shape: [16, 8], seed: 10 },
+        { shape: [8], seed: 11 },
+        { shape: [8], seed: 12 },
+      ],
+      ([x, w, b, g]) => {
+        const h = tf.add(tf.matMul(tf.reshape(x!, [48, 16]), w!), b!)
+        const { mean, variance } = tf.moments(h, -1, true)
+        return weighted(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, 1e-5))), g!))
+      },
+    )
   })
 })
 

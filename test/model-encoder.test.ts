@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { activation, layerNorm } from "../src/model/encoder.js"
 import {
   type BertConfig,
   type BertModel,
@@ -10,6 +11,7 @@ import {
   createBert,
   crossEntropy,
   disposeBert,
+  dropoutMask,
   encode,
   maskedTargets,
   mlmLogits,
@@ -267,6 +269,60 @@ describe("forward pass", () => {
     expect(run(3)).toEqual(run(3))
     expect(run(3)).not.toEqual(run(4))
     expect(run(3)).not.toEqual(evalOut)
+  })
+})
+
+describe("written-out gradients", () => {
+  const seeded = (shape: Array<number>, seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed)
+  const relErr = (got: tf.Tensor, want: tf.Tensor) => {
+    const g = got.dataSync()
+    const w = want.dataSync()
+    let diff = 0
+    let scale = 0
+    for (let i = 0; i < w.length; i++) {
+      diff = Math.max(diff, Math.abs(g[i]! - w[i]!))
+      scale = Math.max(scale, Math.abs(w[i]!))
+    }
+    return diff / scale
+  }
+
+  it("LayerNorm's equal autodiff through moments, for x, the scale and the shift", () => {
+    const [x, gamma, beta, w] = [seeded([3, 5, 8], 1), seeded([8], 2), seeded([8], 3), seeded([3, 5, 8], 4)]
+    const plain = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(x, -1, true)
+      return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b)
+    }
+    const loss = (f: typeof plain) => (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(f(x, g, b), w))
+    const got = tf.valueAndGrads(loss((x, g, b) => layerNorm(x, g, b, 1e-5)))([x, gamma, beta])
+    const want = tf.valueAndGrads(loss(plain))([x, gamma, beta])
+    expect(got.value.dataSync()[0]).toBe(want.value.dataSync()[0])
+    for (let i = 0; i < 3; i++) expect(relErr(got.grads[i]!, want.grads[i]!)).toBeLessThan(1e-5)
+  })
+
+  it("GELU's equals autodiff through erf, and its values are the plain formula's", () => {
+    const x = tf.mul(seeded([4, 50], 5), 3)
+    const w = seeded([4, 50], 6)
+    const plain = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1))
+    expect(Array.from(activation("gelu", x).dataSync())).toEqual(Array.from(plain(x).dataSync()))
+    const grad = (f: (x: tf.Tensor) => tf.Tensor) => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x), w)))(x)
+    expect(
+      relErr(
+        grad((x) => activation("gelu", x)),
+        grad(plain),
+      ),
+    ).toBeLessThan(1e-5)
+  })
+})
+
+describe("dropout masks", () => {
+  it("drop about `rate` of the entries and scale the rest by 1 / (1 - rate), the same for the same key", () => {
+    const mask = dropoutMask(100_000, 0.25, "3:layer.0.output")
+    const dropped = mask.filter((m) => m === 0).length
+    expect(Math.abs(dropped / mask.length - 0.25)).toBeLessThan(0.005)
+    expect(new Set(mask)).toEqual(new Set([0, Math.fround(1 / 0.75)]))
+    expect(dropoutMask(1000, 0.25, "3:layer.0.output")).toEqual(mask.subarray(0, 1000))
+    expect(dropoutMask(1000, 0.25, "4:layer.0.output")).not.toEqual(mask.subarray(0, 1000))
   })
 })
 

@@ -1,7 +1,9 @@
 /**
- * Starting the wasm backend (`@tensorflow/tfjs-backend-wasm`) with the project's kernels on it.
+ * Starting the wasm backend (`@tensorflow/tfjs-backend-wasm`) with the project's kernels and heap cache on it.
  */
+import { cacheHeapBlocks } from "./heap-cache.js"
 import { registerWasmKernels, WASM_KERNELS_VERSION } from "./kernels/index.js"
+import { asWasm } from "./kernels/wasm-heap.js"
 import { firstLine, importLate, type TfModule } from "./load.js"
 
 /** A started wasm backend, or why it did not start. */
@@ -32,6 +34,8 @@ export const startWasm = async (tf: TfModule): Promise<WasmStart> => {
   // setBackend can answer false while getBackend() already says "wasm": the answer is what counts.
   if (!(await tf.setBackend("wasm")))
     return { ok: false, reason: "tf.setBackend('wasm') returned false: the .wasm binary did not load" }
+  // Without it the heap grows by hundreds of MiB per training step at sequence length 128 (see heap-cache.ts).
+  cacheHeapBlocks(asWasm(tf.backend()).wasm)
   const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true
   return {
     ok: true,

@@ -38,7 +38,7 @@ export {
   type HiddenAct,
   readHfConfig,
 } from "./config.js"
-export { type EncoderInput, encode, type ForwardOptions, gatherRows, pool } from "./encoder.js"
+export { dropoutMask, type EncoderInput, encode, type ForwardOptions, gatherRows, pool } from "./encoder.js"
 export * from "./errors.js"
 export {
   type ClassificationBatch,

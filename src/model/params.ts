@@ -104,8 +104,14 @@ export const initialValue = (spec: ParamSpec, c: BertConfig, seed: number): tf.T
         )
         // Like nn.Embedding(padding_idx=pad_token_id): the padding token's vector starts at zero.
         if (spec.name !== "bert.embeddings.word_embeddings.weight") return w
-        const isPad = tf.oneHot(tf.tensor1d([c.pad_token_id], "int32"), c.vocab_size, 1, 0, "bool")
-        return tf.where(isPad.reshape([c.vocab_size, 1]).tile([1, c.hidden_size]), tf.zerosLike(w), w)
+        // Tiled as float32, cast after: tfjs-backend-wasm 4.22's Tile fails on bool tensors (`Aborted()`, or not,
+        // depending on what the heap holds).
+        const isPad = tf
+          .oneHot(tf.tensor1d([c.pad_token_id], "int32"), c.vocab_size, 1, 0, "float32")
+          .reshape([c.vocab_size, 1])
+          .tile([1, c.hidden_size])
+          .cast("bool")
+        return tf.where(isPad, tf.zerosLike(w), w)
       }
     }
   })

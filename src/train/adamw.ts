@@ -7,8 +7,7 @@
  *
  * Our own rather than `tf.train.adam`: TensorFlow.js has no AdamW, its optimizers take no per-step
  * learning rate (a schedule needs one), and their state cannot be named and saved for a checkpoint
- * resume. (Measured here as well: `tf.train.adam` grows the wasm heap by hundreds of MiB per step, this
- * one does not.) Like Hugging Face's Trainer, biases and LayerNorm weights are not decayed.
+ * resume. Like Hugging Face's Trainer, biases and LayerNorm weights are not decayed.
  */
 import * as tf from "@tensorflow/tfjs"
 
