@@ -80,7 +80,7 @@ export const run: StageImplementation = async (ctx) => {
     const final =
       validation === undefined
         ? undefined
-        : scoreMlm(model, validation, pad, data.masking, o.maskRate, o.seed)
+        : await scoreMlm(model, validation, pad, data.masking, o.maskRate, o.seed)
     await finishTraining(ctx, {
       outDir,
       model,

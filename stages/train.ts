@@ -124,7 +124,7 @@ export const run: StageImplementation = async (ctx) => {
       )
     }
     const result = await runLoop(ctx, model, trainable, objective, o, { kind: "train", args: ctx.args })
-    const final = validation === undefined ? undefined : scoreClassifier(model, validation, pad)
+    const final = validation === undefined ? undefined : await scoreClassifier(model, validation, pad)
     const trainableCount = names.reduce((a, n) => a + model!.params.get(n)!.size, 0)
     await finishTraining(ctx, {
       outDir,

@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { SplitArrays } from "../../stages/tokenize-format.js"
+import { classifierLogProbs, maskedLmBatches, scoreMaskedLm } from "../eval/scoring.js"
 import {
   type BertModel,
   classificationLoss,
@@ -19,7 +20,7 @@ import {
   mlmLogits,
   mlmLoss,
 } from "../model/index.js"
-import { type Batch, batchIndices, batchOf, inOrder } from "./batches.js"
+import { type Batch, batchOf } from "./batches.js"
 import type { Objective } from "./loop.js"
 import { type MaskingVocab, maskBatch } from "./masking.js"
 import { deriveSeed, seededRng } from "./random.js"
@@ -52,31 +53,28 @@ export const classificationObjective = (
     },
     ...(validation === undefined || validation.rows === 0
       ? {}
-      : { validate: () => Promise.resolve(scoreClassifier(model, validation, padId, evalBatch)) }),
+      : { validate: () => scoreClassifier(model, validation, padId, evalBatch) }),
   }
 }
 
-/** Mean loss and accuracy of the classifier on a labeled split (dropout off). */
-export const scoreClassifier = (
+/** Mean loss and accuracy of the classifier on a labeled split (dropout off); see src/eval/scoring.ts. */
+export const scoreClassifier = async (
   model: BertModel,
   split: SplitArrays,
   padId: number,
   batchSize = 64,
-): { loss: number; accuracy: number } => {
+): Promise<{ loss: number; accuracy: number }> => {
+  const logProbs = await classifierLogProbs(model, split, { batchSize, padId })
+  const k = model.config.num_labels
   let lossSum = 0
   let correct = 0
-  for (const indices of batchIndices(inOrder(split.rows), batchSize)) {
-    const b = batchOf(split, indices, padId)
-    const [loss, predicted] = tf.tidy(() => {
-      const x = inputs(b)
-      const logits = classifierLogits(model, encode(model, x), {}, x.attentionMask)
-      const labels = tf.tensor1d(b.labels!, "int32")
-      return [crossEntropy(logits, labels).mul(b.rows), tf.argMax(logits, 1)] as const
-    })
-    lossSum += loss.dataSync()[0]!
-    const p = predicted.dataSync()
-    for (let i = 0; i < b.rows; i++) if (p[i] === b.labels![i]) correct += 1
-    tf.dispose([loss, predicted])
+  for (let r = 0; r < split.rows; r++) {
+    const row = logProbs.subarray(r * k, r * k + k)
+    const label = split.labels![r]!
+    lossSum -= row[label]!
+    let best = 0
+    for (let c = 1; c < k; c++) if (row[c]! > row[best]!) best = c
+    if (best === label) correct += 1
   }
   return { loss: lossSum / Math.max(1, split.rows), accuracy: correct / Math.max(1, split.rows) }
 }
@@ -126,9 +124,10 @@ export const mlmObjective = (
 
 /**
  * Masked-LM loss (mean over masked tokens), perplexity and masked-token accuracy on a split, dropout off,
- * with masks drawn from `seed`: the same rows and seed give the same masks for any model.
+ * with masks drawn from `seed` (as the forgetting check draws them): the same rows and seed give the same
+ * masks for any model.
  */
-export const scoreMlm = (
+export const scoreMlm = async (
   model: BertModel,
   split: SplitArrays,
   padId: number,
@@ -136,30 +135,17 @@ export const scoreMlm = (
   rate: number,
   seed: number,
   batchSize = 64,
-): { loss: number; perplexity: number; accuracy: number } => {
-  let lossSum = 0
-  let correct = 0
-  let count = 0
-  for (const [i, indices] of batchIndices(inOrder(split.rows), batchSize).entries()) {
-    const m = maskedFor(split, indices, padId, masking, rate, deriveSeed(seed, `eval-mask/${i}`))
-    if (m.masked === 0) {
-      tf.dispose([m.inputIds, m.attentionMask, m.positions, m.targets])
-      continue
-    }
-    const [loss, hits] = tf.tidy(() => {
-      const logits = mlmLogits(model, encode(model, m), m.positions)
-      return [
-        crossEntropy(logits, m.targets).mul(m.masked),
-        tf.sum(tf.equal(tf.argMax(logits, 1), m.targets).toInt()),
-      ] as const
-    })
-    lossSum += loss.dataSync()[0]!
-    correct += hits.dataSync()[0]!
-    count += m.masked
-    tf.dispose([loss, hits, m.inputIds, m.attentionMask, m.positions, m.targets])
-  }
-  const loss = lossSum / Math.max(1, count)
-  return { loss, perplexity: Math.exp(loss), accuracy: correct / Math.max(1, count) }
+): Promise<{ loss: number; perplexity: number; accuracy: number }> => {
+  const rows = Int32Array.from({ length: split.rows }, (_, i) => i)
+  const batches = maskedLmBatches(split, rows, {
+    batchSize,
+    padId,
+    vocab: masking,
+    rate,
+    rng: seededRng(seed),
+  })
+  const s = await scoreMaskedLm(model, batches)
+  return { loss: s.loss, perplexity: s.perplexity, accuracy: s.masked_accuracy }
 }
 
 /** `objective` plus the L2-SP penalty toward `anchor` (pretrained values by name) with `weight`. */
