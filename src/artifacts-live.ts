@@ -2,14 +2,14 @@
  * The live `Artifacts` layer: the real workspace, the content-addressed store (`store.ts`) and the stat
  * cache (`stat-cache.ts`), opened once per command and closed with its scope.
  */
-import { rmSync } from "node:fs"
+import { lstatSync, rmSync } from "node:fs"
 import { appendFile, mkdir } from "node:fs/promises"
 import { isAbsolute, join, posix } from "node:path"
 import { Effect, Layer } from "effect"
 import { Artifacts, type ArtifactsApi } from "./artifacts.js"
 import { StoreCorrupt, StoreIOError } from "./errors.js"
 import { ioError } from "./fs-util.js"
-import { digestPath, type PathDigest } from "./hash.js"
+import { digestPath, digestPathSync, NEEDS_ASYNC, type PathDigest } from "./hash.js"
 import { linkOutside } from "./paths.js"
 import { outRecord } from "./run-cache.js"
 import { StatCache } from "./stat-cache.js"
@@ -23,19 +23,34 @@ export interface ArtifactsConfig {
   readonly storeDir: string
 }
 
-/** Store methods throw `StoreIOError`/`StoreCorrupt`; anything else is wrapped as an I/O error. */
+const asStoreError =
+  (op: string, path: string) =>
+  (e: unknown): StoreIOError | StoreCorrupt =>
+    e instanceof StoreCorrupt || e instanceof StoreIOError ? e : (ioError(op, path, e) as StoreIOError)
+
+/**
+ * Run a store call. Store methods throw `StoreIOError`/`StoreCorrupt`; anything else is wrapped as an I/O
+ * error. A call that finished without a promise (most calls a run makes: a stat, a small file) goes on
+ * without suspending the fiber, which is most of the cost of a call this small.
+ */
 const attempt = <A>(
   op: string,
   path: string,
-  f: () => Promise<A>,
+  f: () => A | Promise<A>,
 ): Effect.Effect<A, StoreIOError | StoreCorrupt> =>
-  Effect.tryPromise({
-    try: f,
-    catch: (e) =>
-      e instanceof StoreCorrupt || e instanceof StoreIOError ? e : (ioError(op, path, e) as StoreIOError),
+  Effect.suspend(() => {
+    let result: A | Promise<A>
+    try {
+      result = f()
+    } catch (e) {
+      return Effect.fail(asStoreError(op, path)(e))
+    }
+    return result instanceof Promise
+      ? Effect.tryPromise({ try: () => result, catch: asStoreError(op, path) })
+      : Effect.succeed(result)
   })
 
-const io = <A>(op: string, path: string, f: () => Promise<A>): Effect.Effect<A, StoreIOError> =>
+const io = <A>(op: string, path: string, f: () => A | Promise<A>): Effect.Effect<A, StoreIOError> =>
   attempt(op, path, f).pipe(
     Effect.catchTag("StoreCorrupt", (e) =>
       Effect.fail(new StoreIOError({ op, path, message: `store object ${e.digest} is corrupt (${e.path})` })),
@@ -81,38 +96,38 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
         })
       /** the last full digest of each out, so saving a dir does not hash it again */
       const seen = new Map<string, PathDigest>()
+      const digestOf = (path: string, follow: boolean) => {
+        const quick = digestPathSync(path, cache, { followSymlinks: follow })
+        return quick === NEEDS_ASYNC ? digestPath(path, cache, { followSymlinks: follow }) : quick
+      }
       const api: ArtifactsApi = {
         digest: (path, role) =>
-          (role === "out" ? inside("read", path) : Effect.void)
-            .pipe(
-              Effect.zipRight(
-                io("hash", abs(path), () => digestPath(abs(path), cache, { followSymlinks: role === "dep" })),
-              ),
-            )
-            .pipe(
-              Effect.map((d) => {
-                if (!d) return undefined
-                if (role === "out") seen.set(path, d)
-                const { path: _path, ...state } = outRecord(path, d)
-                return state
-              }),
-            ),
+          (role === "out" ? inside("read", path) : Effect.void).pipe(
+            Effect.zipRight(io("hash", abs(path), () => digestOf(abs(path), role === "dep"))),
+            Effect.map((d) => {
+              if (!d) return undefined
+              if (role === "out") seen.set(path, d)
+              const { path: _path, ...state } = outRecord(path, d)
+              return state
+            }),
+          ),
         isStored: (state) => io("read", store.dir, () => store.has(state.digest)),
         save: (path, state) =>
-          io("save", abs(path), async () => {
+          io("save", abs(path), () => {
             // The store checks the content while copying: an out that changed since it was hashed fails there.
+            const check = (d: PathDigest | undefined) => {
+              if (!d || d.digest !== state.digest)
+                throw new StoreIOError({
+                  op: "save",
+                  path: abs(path),
+                  message: `${path} changed while it was being saved: is another process writing it?`,
+                })
+              return store.putOut(abs(path), d)
+            }
             const known = seen.get(path)
-            const d =
-              known?.digest === state.digest
-                ? known
-                : await digestPath(abs(path), cache, { followSymlinks: false })
-            if (!d || d.digest !== state.digest)
-              throw new StoreIOError({
-                op: "save",
-                path: abs(path),
-                message: `${path} changed while it was being saved: is another process writing it?`,
-              })
-            await store.putOut(abs(path), d)
+            return known?.digest === state.digest
+              ? check(known)
+              : digestPath(abs(path), cache, { followSymlinks: false }).then(check)
           }),
         restore: (out) =>
           inside("restore", out.path).pipe(
@@ -120,11 +135,15 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
               attempt("restore", abs(out.path), () => store.restoreOut(out, abs(out.path), cache)),
             ),
           ),
-        // Synchronous: usually there is nothing to remove, and an lstat is cheaper than a thread-pool trip.
+        // Synchronous: usually there is nothing to remove, and an lstat is cheaper than a thread-pool trip (or than
+        // the ENOENT `rmSync` would throw and catch).
         remove: (path) =>
           inside("remove", path).pipe(
             Effect.zipRight(
-              io("remove", abs(path), async () => rmSync(abs(path), { recursive: true, force: true })),
+              io("remove", abs(path), () => {
+                if (lstatSync(abs(path), { throwIfNoEntry: false }) !== undefined)
+                  rmSync(abs(path), { recursive: true, force: true })
+              }),
             ),
           ),
         lookup: (fp) => io("read", store.dir, () => store.getRunCache(fp)),

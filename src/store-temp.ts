@@ -4,7 +4,7 @@
  * ever visible under `objects/` or `runcache/`). What a killed process left there is removed by the next store
  * opened on the same folder.
  */
-import { mkdirSync } from "node:fs"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { lstat, mkdir, readdir, rm } from "node:fs/promises"
 import { join } from "node:path"
 import { errorCode, ioError, randomSuffix } from "./fs-util.js"
@@ -45,9 +45,16 @@ export const cleanTmp = async (tmpRoot: string): Promise<void> => {
 export class TempDir {
   /** the folder (created on demand) */
   readonly dir: string
+  /** temp files are numbered: the folder is this process's alone */
+  private count = 0
 
   constructor(tmpRoot: string) {
     this.dir = join(tmpRoot, `${process.pid}-${randomSuffix()}`)
+  }
+
+  private next(): string {
+    this.count++
+    return join(this.dir, String(this.count))
   }
 
   /** A fresh temp path in the folder (recreated if something removed it). */
@@ -57,13 +64,30 @@ export class TempDir {
     } catch (e) {
       throw ioError("create", this.dir, e)
     }
-    return join(this.dir, randomSuffix())
+    return this.next()
   }
 
-  /** `path`, synchronously. */
-  pathSync(): string {
-    mkdirSync(this.dir, { recursive: true })
-    return join(this.dir, randomSuffix())
+  /**
+   * Write `data` to a new temp file and give its path; on failure nothing is left behind. The folder is
+   * created when a write finds it missing (the first one, or after something removed it), not checked before
+   * every write: this is on the way of every stage that runs.
+   */
+  writeSync(data: string | Buffer, mode = 0o666): string {
+    const tmp = this.next()
+    const write = () => writeFileSync(tmp, data, { mode, flag: "wx" })
+    try {
+      try {
+        write()
+      } catch (e) {
+        if (errorCode(e) !== "ENOENT") throw e
+        mkdirSync(this.dir, { recursive: true })
+        write()
+      }
+    } catch (e) {
+      rmSync(tmp, { force: true })
+      throw e
+    }
+    return tmp
   }
 
   /** Remove the folder and whatever is left in it. */

@@ -5,20 +5,11 @@
  * hashed as they are copied: an out that changed since it was digested fails instead of being stored under
  * the wrong name.
  */
-import {
-  closeSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs"
+import { closeSync, lstatSync, openSync, readFileSync, rmSync } from "node:fs"
 import { mkdir, open, rename, rm } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { StoreIOError } from "./errors.js"
-import { copyHashing, forEachLimit, ioError, writeFully } from "./fs-util.js"
+import { copyHashing, forEachLimit, ioError, renameInto, writeFully } from "./fs-util.js"
 import { manifestBytes, type PathDigest, sha256Bytes } from "./hash.js"
 import { type Objects, readFlags } from "./store-objects.js"
 import type { TempDir } from "./store-temp.js"
@@ -37,6 +28,9 @@ const changed = (abs: string): StoreIOError =>
 
 /** Writes objects into `objects` through the temp folder `temp`. */
 export class ObjectWriter {
+  /** `objects/<2 hex>/` folders known to exist: each is made once per process, not checked per object */
+  private readonly made = new Set<string>()
+
   constructor(
     private readonly objects: Objects,
     private readonly temp: TempDir,
@@ -79,11 +73,14 @@ export class ObjectWriter {
       throw ioError("read", abs, e)
     }
     if (sha256Bytes(bytes) !== digest) throw changed(abs)
-    const tmp = this.temp.pathSync()
+    let tmp: string
     try {
-      writeFileSync(tmp, bytes, { mode: 0o444, flag: "wx" })
-      mkdirSync(dirname(dest), { recursive: true })
-      renameSync(tmp, dest)
+      tmp = this.temp.writeSync(bytes, 0o444)
+    } catch (e) {
+      throw ioError("write", dest, e)
+    }
+    try {
+      renameInto(tmp, dest, this.made)
     } catch (e) {
       rmSync(tmp, { force: true })
       throw ioError("write", dest, e)
@@ -113,8 +110,7 @@ export class ObjectWriter {
   }
 
   /** Save the workspace file `abs`, expected to hash to `digest`, as an object. */
-  private async putFile(abs: string, digest: string, size: number): Promise<void> {
-    if (size <= SMALL_FILE) return this.putSmallFile(abs, digest, size)
+  private async putLargeFile(abs: string, digest: string, size: number): Promise<void> {
     if (await this.objects.present(digest, size)) return
     const dest = this.objects.path(digest)
     const tmp = await this.temp.path()
@@ -145,11 +141,23 @@ export class ObjectWriter {
   /**
    * Save the out at `abs` into the store, given the digest `digestPath` computed for it: a file as one
    * object, a directory as one object per file plus its manifest. Objects already present are skipped.
-   * Fails with `StoreIOError` if the content no longer matches `d`.
+   * Fails with `StoreIOError` if the content no longer matches `d`. A small file is saved before this returns
+   * (no promise, so a caller on a hot path need not wait for a turn of the event loop); anything else gives a
+   * promise.
    */
-  async putOut(abs: string, d: PathDigest): Promise<void> {
+  putOut(abs: string, d: PathDigest): void | Promise<void> {
     if (d.kind === "file") return this.putFile(abs, d.digest, d.size)
-    await forEachLimit(d.files, COPY_CONCURRENCY, (f) => this.putFile(join(abs, f.path), f.digest, f.size))
+    return this.putDir(abs, d)
+  }
+
+  private putFile(abs: string, digest: string, size: number): void | Promise<void> {
+    return size <= SMALL_FILE ? this.putSmallFile(abs, digest, size) : this.putLargeFile(abs, digest, size)
+  }
+
+  private async putDir(abs: string, d: PathDigest & { readonly kind: "dir" }): Promise<void> {
+    await forEachLimit(d.files, COPY_CONCURRENCY, async (f) =>
+      this.putFile(join(abs, f.path), f.digest, f.size),
+    )
     const manifest = manifestBytes(d.files)
     if (sha256Bytes(manifest) !== d.digest) {
       throw new TypeError(`putOut(${abs}): the file list does not match the directory digest ${d.digest}`)
