@@ -18,7 +18,7 @@ import { type LockFile, type LockOut, lockedStage } from "./lockfile.js"
 import type { Pipeline, Stage } from "./model.js"
 import { type ProcessCommand, ProcessFailed, StageRunner } from "./runner.js"
 import type { Slots } from "./slots.js"
-import { stageEnv } from "./stage-env.js"
+import { passthroughEnv, stageEnv } from "./stage-env.js"
 import { isSuccess, type StageStatus } from "./status.js"
 
 /** How to run. */
@@ -107,6 +107,7 @@ export const execute = (
       mkdirSync(dir, { recursive: true })
       made.add(dir)
     }
+    const inherited = passthroughEnv(opts.parentEnv)
     /** stages whose process started: interrupted, they are cancelled rather than skipped */
     const running = new Set<string>()
 
@@ -127,7 +128,7 @@ export const execute = (
       })
 
     const runProcesses = (stage: Stage, gpuIds: ReadonlyArray<number>, writeLog: (line: string) => void) => {
-      const env = stageEnv(stage, { root: pipeline.root, runId: opts.runId, gpus: gpuIds }, opts.parentEnv)
+      const env = stageEnv(stage, { root: pipeline.root, runId: opts.runId, gpus: gpuIds }, inherited)
       const envWithSpec =
         stage.action._tag === "Builtin"
           ? {
