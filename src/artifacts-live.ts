@@ -28,34 +28,43 @@ const asStoreError =
   (e: unknown): StoreIOError | StoreCorrupt =>
     e instanceof StoreCorrupt || e instanceof StoreIOError ? e : (ioError(op, path, e) as StoreIOError)
 
+const asIOError =
+  (op: string, path: string) =>
+  (e: unknown): StoreIOError => {
+    const err = asStoreError(op, path)(e)
+    return err instanceof StoreCorrupt
+      ? new StoreIOError({ op, path, message: `store object ${err.digest} is corrupt (${err.path})` })
+      : err
+  }
+
 /**
- * Run a store call. Store methods throw `StoreIOError`/`StoreCorrupt`; anything else is wrapped as an I/O
- * error. A call that finished without a promise (most calls a run makes: a stat, a small file) goes on
- * without suspending the fiber, which is most of the cost of a call this small.
+ * Run a store call as one effect, its failures mapped by `wrap`. A call that finished without a promise (most
+ * calls a run makes: a stat, a small file) goes on without suspending the fiber, which is most of the cost of
+ * a call this small.
  */
-const attempt = <A>(
-  op: string,
-  path: string,
-  f: () => A | Promise<A>,
-): Effect.Effect<A, StoreIOError | StoreCorrupt> =>
+const call = <A, E>(f: () => A | Promise<A>, wrap: (e: unknown) => E): Effect.Effect<A, E> =>
   Effect.suspend(() => {
     let result: A | Promise<A>
     try {
       result = f()
     } catch (e) {
-      return Effect.fail(asStoreError(op, path)(e))
+      return Effect.fail(wrap(e))
     }
     return result instanceof Promise
-      ? Effect.tryPromise({ try: () => result, catch: asStoreError(op, path) })
+      ? Effect.tryPromise({ try: () => result, catch: wrap })
       : Effect.succeed(result)
   })
 
+/** A store call: store methods throw `StoreIOError`/`StoreCorrupt`; anything else is wrapped as an I/O error. */
+const attempt = <A>(
+  op: string,
+  path: string,
+  f: () => A | Promise<A>,
+): Effect.Effect<A, StoreIOError | StoreCorrupt> => call(f, asStoreError(op, path))
+
+/** `attempt`, with a corrupt object reported as an I/O error. */
 const io = <A>(op: string, path: string, f: () => A | Promise<A>): Effect.Effect<A, StoreIOError> =>
-  attempt(op, path, f).pipe(
-    Effect.catchTag("StoreCorrupt", (e) =>
-      Effect.fail(new StoreIOError({ op, path, message: `store object ${e.digest} is corrupt (${e.path})` })),
-    ),
-  )
+  call(f, asIOError(op, path))
 
 /** The file recording outs saved because they matched nothing in the store (read by `pipeline recover`). */
 export const savedLogPath = (stateDir: string): string => join(stateDir, "saved.jsonl")
@@ -80,20 +89,16 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
        * stage, or by hand during the run). A link at the out itself is refused by the hasher, and is replaced
        * or unlinked, never followed, by a restore or a removal.
        */
-      const inside = (op: string, path: string) =>
-        Effect.suspend(() => {
-          const parent = posix.dirname(path)
-          const link = isAbsolute(path) ? path : parent === "." ? undefined : linkOutside(parent, config.root)
-          return link === undefined
-            ? Effect.void
-            : Effect.fail(
-                new StoreIOError({
-                  op,
-                  path: abs(path),
-                  message: `refusing to ${op} ${path}: ${link === path ? "it is not inside the project" : `the symbolic link "${link}" leads outside the project`}; replace the link with a folder`,
-                }),
-              )
-        })
+      const checkInside = (op: string, path: string): void => {
+        const parent = posix.dirname(path)
+        const link = isAbsolute(path) ? path : parent === "." ? undefined : linkOutside(parent, config.root)
+        if (link !== undefined)
+          throw new StoreIOError({
+            op,
+            path: abs(path),
+            message: `refusing to ${op} ${path}: ${link === path ? "it is not inside the project" : `the symbolic link "${link}" leads outside the project`}; replace the link with a folder`,
+          })
+      }
       /** the last full digest of each out, so saving a dir does not hash it again */
       const seen = new Map<string, PathDigest>()
       const digestOf = (path: string, follow: boolean) => {
@@ -102,15 +107,17 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
       }
       const api: ArtifactsApi = {
         digest: (path, role) =>
-          (role === "out" ? inside("read", path) : Effect.void).pipe(
-            Effect.zipRight(io("hash", abs(path), () => digestOf(abs(path), role === "dep"))),
-            Effect.map((d) => {
+          io("hash", abs(path), () => {
+            if (role === "out") checkInside("read", path)
+            const state = (d: PathDigest | undefined) => {
               if (!d) return undefined
               if (role === "out") seen.set(path, d)
-              const { path: _path, ...state } = outRecord(path, d)
-              return state
-            }),
-          ),
+              const { path: _path, ...rest } = outRecord(path, d)
+              return rest
+            }
+            const d = digestOf(abs(path), role === "dep")
+            return d instanceof Promise ? d.then(state) : state(d)
+          }),
         isStored: (state) => io("read", store.dir, () => store.has(state.digest)),
         save: (path, state) =>
           io("save", abs(path), () => {
@@ -130,22 +137,18 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
               : digestPath(abs(path), cache, { followSymlinks: false }).then(check)
           }),
         restore: (out) =>
-          inside("restore", out.path).pipe(
-            Effect.zipRight(
-              attempt("restore", abs(out.path), () => store.restoreOut(out, abs(out.path), cache)),
-            ),
-          ),
+          attempt("restore", abs(out.path), () => {
+            checkInside("restore", out.path)
+            return store.restoreOut(out, abs(out.path), cache)
+          }),
         // Synchronous: usually there is nothing to remove, and an lstat is cheaper than a thread-pool trip (or than
         // the ENOENT `rmSync` would throw and catch).
         remove: (path) =>
-          inside("remove", path).pipe(
-            Effect.zipRight(
-              io("remove", abs(path), () => {
-                if (lstatSync(abs(path), { throwIfNoEntry: false }) !== undefined)
-                  rmSync(abs(path), { recursive: true, force: true })
-              }),
-            ),
-          ),
+          io("remove", abs(path), () => {
+            checkInside("remove", path)
+            if (lstatSync(abs(path), { throwIfNoEntry: false }) !== undefined)
+              rmSync(abs(path), { recursive: true, force: true })
+          }),
         lookup: (fp) => io("read", store.dir, () => store.getRunCache(fp)),
         record: (run) => io("write", store.dir, () => store.putRunCache(run)),
         noteSaved: (entry) =>
