@@ -36,6 +36,9 @@ export interface SpawnerPool {
   readonly close: () => Promise<void>
 }
 
+/** How long a spawner gets to exit after its stdin is closed (it exits at once unless it is stuck). */
+const CLOSE_GRACE_MS = 2000
+
 /** How much of a dying spawner's stderr is kept for the message. */
 const STDERR_KEPT = 4096
 
@@ -131,14 +134,27 @@ class Spawner {
     }
   }
 
-  close(): Promise<void> {
+  /** End its stdin, and wait for it to exit; one that does not within `graceMs` is killed. */
+  async close(graceMs: number): Promise<void> {
     this.child.stdin?.end()
-    return this.closed
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((r) => {
+      timer = setTimeout(() => {
+        this.child.kill("SIGKILL")
+        r()
+      }, graceMs)
+    })
+    await Promise.race([this.closed, late])
+    clearTimeout(timer)
+    await this.closed
   }
 }
 
-/** A pool of up to `size` spawners running `entry` (the built `dist/spawner.mjs`), started on demand. */
-export const makeSpawnerPool = (entry: string, size: number): SpawnerPool => {
+/**
+ * A pool of up to `size` spawners running `entry` (the built `dist/spawner.mjs`), started on demand. `close`
+ * kills a spawner that has not exited `closeGraceMs` after its stdin was closed.
+ */
+export const makeSpawnerPool = (entry: string, size: number, closeGraceMs = CLOSE_GRACE_MS): SpawnerPool => {
   const live: Spawner[] = []
   const all = new Set<Spawner>()
   const drop = (s: Spawner) => {
@@ -158,7 +174,7 @@ export const makeSpawnerPool = (entry: string, size: number): SpawnerPool => {
     spawn: (request, handlers) => pick().spawn(request, handlers),
     pids: () => live.flatMap((s) => (s.pid === undefined ? [] : [s.pid])),
     close: async () => {
-      await Promise.all([...all].map((s) => s.close()))
+      await Promise.all([...all].map((s) => s.close(closeGraceMs)))
     },
   }
 }

@@ -3,7 +3,7 @@
  * protocol, kills by process group, and a spawner that dies while stages run. Needs the built bundle
  * (`npm test` builds it first).
  */
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -112,6 +112,22 @@ describe("the spawner protocol", () => {
   it("exits when its stdin is closed", async () => {
     pool = makeSpawnerPool(entry, 1)
     await record(pool, "true")
+    const [pid] = pool.pids()
+    await pool.close()
+    expect(processAlive(pid ?? 0)).toBe(false)
+  })
+
+  it("is killed when it does not exit after its stdin is closed", async () => {
+    const stuck = join(dir, "stuck-spawner.mjs")
+    writeFileSync(
+      stuck,
+      "process.stdin.resume(); process.stdin.on('end', () => {}); setInterval(() => {}, 1000)\n",
+    )
+    pool = makeSpawnerPool(stuck, 1, 50)
+    pool.spawn(
+      { file: "/bin/true", args: [], cwd: dir, env },
+      { started: () => {}, line: () => {}, exited: () => {}, failed: () => {}, lost: () => {} },
+    )
     const [pid] = pool.pids()
     await pool.close()
     expect(processAlive(pid ?? 0)).toBe(false)
