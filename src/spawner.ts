@@ -17,8 +17,21 @@ import type { Readable } from "node:stream"
 import { lineSplitter } from "./line-splitter.js"
 import type { SpawnerMessage, SpawnRequest, StageFd } from "./spawner-protocol.js"
 
+/** The stage pipes being read: paused together while the orchestrator is behind. */
+const reading = new Set<Readable>()
+let draining = false
+
 const send = (message: SpawnerMessage): void => {
-  process.stdout.write(`${JSON.stringify(message)}\n`)
+  if (process.stdout.write(`${JSON.stringify(message)}\n`) || draining) return
+  // The orchestrator reads slower than the stages write: stop reading them until it caught up, so a stage
+  // that floods its output waits on a full pipe, as it would writing to a terminal, instead of this
+  // process buffering without bound.
+  draining = true
+  for (const stream of reading) stream.pause()
+  process.stdout.once("drain", () => {
+    draining = false
+    for (const stream of reading) stream.resume()
+  })
 }
 
 const start = (req: SpawnRequest): void => {
@@ -47,7 +60,10 @@ const start = (req: SpawnRequest): void => {
     const lines = lineSplitter((line) => send({ t: "line", id, fd, line }))
     stream.setEncoding("utf8")
     stream.on("data", lines.push)
+    reading.add(stream)
+    if (draining) stream.pause()
     stream.once("close", () => {
+      reading.delete(stream)
       lines.end()
       settle()
     })

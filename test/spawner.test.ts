@@ -93,6 +93,17 @@ describe("the spawner protocol", () => {
     expect([of(1), of(2), of(3)]).toEqual([["1: out", "1: no newline"], ["2: err"], ['3: {"step": 1}']])
   })
 
+  it("relays a flood of output whole and in order, then the exit", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    // Far more than the pipes hold: the spawner pauses the stage's pipes while its own output drains.
+    const seen = await record(pool, "seq 1 100000; seq 1 100000 >&2")
+    const of = (fd: number) => seen.filter((l) => l.startsWith(`${fd}: `))
+    const expected = (fd: number) => Array.from({ length: 100000 }, (_, i) => `${fd}: ${i + 1}`)
+    expect(of(1)).toEqual(expected(1))
+    expect(of(2)).toEqual(expected(2))
+    expect(seen.at(-1)).toBe("exited 0 null")
+  })
+
   it("reports a process killed by a signal, and one that cannot start", async () => {
     pool = makeSpawnerPool(entry, 1)
     expect(await record(pool, "kill -TERM $$")).toEqual(["started", "exited null SIGTERM"])
