@@ -3,11 +3,14 @@
 // then a fully cached rerun and a rerun after one leaf's input changed — beside GNU make on the same DAG and a
 // Node process that only stats the same files (the floor for any Node tool). Ratios come from the same run.
 //
+// First runs are also measured in CPU time (user + system, of every process involved): on a machine shared with
+// other work, wall-clock ratios move with the load, CPU ratios much less. The load average is printed too.
+//
 // Usage: node bench/overhead.mjs [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat 5]
 // Needs `make` on PATH and a built CLI (`npm run build`).
 import { execFileSync, spawnSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { availableParallelism, tmpdir } from "node:os"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
@@ -25,6 +28,41 @@ const sizes = values.sizes.split(",").map(Number)
 const shapes = values.shapes.split(",")
 const repeat = Number(values.repeat)
 const jobs = availableParallelism()
+const loads = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")
+const loadBefore = loads()
+
+/**
+ * CPU milliseconds (user + system) used so far by this process's children that have been waited for, their
+ * own children included (Linux: /proc/self/stat); undefined elsewhere. Unlike wall-clock time, this barely
+ * moves when other work shares the machine.
+ */
+const childCpuMs = () => {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / ticksPerSecond
+  } catch {
+    return undefined
+  }
+}
+const ticksPerSecond = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** CPU milliseconds of `run()`'s children, or undefined where that cannot be read. */
+const cpuOf = (run) => {
+  const before = childCpuMs()
+  run()
+  const after = childCpuMs()
+  return before === undefined || after === undefined ? undefined : after - before
+}
 
 /** Wall-clock milliseconds of a command run in `cwd` (it must succeed). */
 const time = (cmd, args, cwd) => {
@@ -74,8 +112,12 @@ for (const shape of shapes) {
     generate(make, n, shape)
     const leaf = `in/${n - 1}.txt`
     const row = { shape, n }
-    row.firstOurs = time(process.execPath, [bin, "run", "--jobs", String(jobs)], ours)
-    row.firstMake = time("make", ["-s", `-j${jobs}`], make)
+    row.cpuOurs = cpuOf(() => {
+      row.firstOurs = time(process.execPath, [bin, "run", "--jobs", String(jobs)], ours)
+    })
+    row.cpuMake = cpuOf(() => {
+      row.firstMake = time("make", ["-s", `-j${jobs}`], make)
+    })
     const cachedOurs = []
     const cachedMake = []
     const floor = []
@@ -111,11 +153,14 @@ const makeVersion = execFileSync("make", ["--version"]).toString().split("\n")[0
 console.log(
   `pipeline overhead benchmark (${nodeVersion}, ${makeVersion}, ${jobs} CPUs, median of ${repeat})\n`,
 )
+console.log(`load average before: ${loadBefore}, after: ${loads()}\n`)
 console.log(
-  "| shape | stages | first run | make first | ratio | cached rerun | Node stat floor | ratio to floor | make cached | one leaf changed | make leaf |",
+  "| shape | stages | first run | make first | ratio | first-run CPU | make CPU | CPU ratio | cached rerun | Node stat floor | ratio to floor | make cached | one leaf changed | make leaf |",
 )
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+const fc = (ms) => (ms === undefined ? "-" : f(ms))
+const xc = (a, b) => (a === undefined || b === undefined ? "-" : x(a, b))
 for (const r of rows)
   console.log(
-    `| ${r.shape} | ${r.n} | ${f(r.firstOurs)} | ${f(r.firstMake)} | ${x(r.firstOurs, r.firstMake)} | ${f(r.cachedOurs)} | ${f(r.floor)} | ${x(r.cachedOurs, r.floor)} | ${f(r.cachedMake)} | ${f(r.leafOurs)} | ${f(r.leafMake)} |`,
+    `| ${r.shape} | ${r.n} | ${f(r.firstOurs)} | ${f(r.firstMake)} | ${x(r.firstOurs, r.firstMake)} | ${fc(r.cpuOurs)} | ${fc(r.cpuMake)} | ${xc(r.cpuOurs, r.cpuMake)} | ${f(r.cachedOurs)} | ${f(r.floor)} | ${x(r.cachedOurs, r.floor)} | ${f(r.cachedMake)} | ${f(r.leafOurs)} | ${f(r.leafMake)} |`,
   )

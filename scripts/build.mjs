@@ -77,5 +77,17 @@ await build({
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
   },
 })
+// The spawner is one self-contained file: it starts once per run and should load nothing else.
+await build({
+  entryPoints: ["src/spawner.ts"],
+  outfile: join(out, "spawner.mjs"),
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  sourcemap: "linked",
+  minify: process.env.PIPELINE_NO_MINIFY === undefined,
+  logLevel: "warning",
+})
 rmSync("dist", { recursive: true, force: true })
 renameSync(out, "dist")

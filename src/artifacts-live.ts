@@ -2,14 +2,14 @@
  * The live `Artifacts` layer: the real workspace, the content-addressed store (`store.ts`) and the stat
  * cache (`stat-cache.ts`), opened once per command and closed with its scope.
  */
-import { rmSync } from "node:fs"
+import { lstatSync, rmSync } from "node:fs"
 import { appendFile, mkdir } from "node:fs/promises"
 import { isAbsolute, join, posix } from "node:path"
 import { Effect, Layer } from "effect"
 import { Artifacts, type ArtifactsApi } from "./artifacts.js"
 import { StoreCorrupt, StoreIOError } from "./errors.js"
 import { ioError } from "./fs-util.js"
-import { digestPath, type PathDigest } from "./hash.js"
+import { digestPath, digestPathSync, NEEDS_ASYNC, type PathDigest } from "./hash.js"
 import { linkOutside } from "./paths.js"
 import { outRecord } from "./run-cache.js"
 import { StatCache } from "./stat-cache.js"
@@ -23,24 +23,48 @@ export interface ArtifactsConfig {
   readonly storeDir: string
 }
 
-/** Store methods throw `StoreIOError`/`StoreCorrupt`; anything else is wrapped as an I/O error. */
+const asStoreError =
+  (op: string, path: string) =>
+  (e: unknown): StoreIOError | StoreCorrupt =>
+    e instanceof StoreCorrupt || e instanceof StoreIOError ? e : (ioError(op, path, e) as StoreIOError)
+
+const asIOError =
+  (op: string, path: string) =>
+  (e: unknown): StoreIOError => {
+    const err = asStoreError(op, path)(e)
+    return err instanceof StoreCorrupt
+      ? new StoreIOError({ op, path, message: `store object ${err.digest} is corrupt (${err.path})` })
+      : err
+  }
+
+/**
+ * Run a store call as one effect, its failures mapped by `wrap`. A call that finished without a promise (most
+ * calls a run makes: a stat, a small file) goes on without suspending the fiber, which is most of the cost of
+ * a call this small.
+ */
+const call = <A, E>(f: () => A | Promise<A>, wrap: (e: unknown) => E): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    let result: A | Promise<A>
+    try {
+      result = f()
+    } catch (e) {
+      return Effect.fail(wrap(e))
+    }
+    return result instanceof Promise
+      ? Effect.tryPromise({ try: () => result, catch: wrap })
+      : Effect.succeed(result)
+  })
+
+/** A store call: store methods throw `StoreIOError`/`StoreCorrupt`; anything else is wrapped as an I/O error. */
 const attempt = <A>(
   op: string,
   path: string,
-  f: () => Promise<A>,
-): Effect.Effect<A, StoreIOError | StoreCorrupt> =>
-  Effect.tryPromise({
-    try: f,
-    catch: (e) =>
-      e instanceof StoreCorrupt || e instanceof StoreIOError ? e : (ioError(op, path, e) as StoreIOError),
-  })
+  f: () => A | Promise<A>,
+): Effect.Effect<A, StoreIOError | StoreCorrupt> => call(f, asStoreError(op, path))
 
-const io = <A>(op: string, path: string, f: () => Promise<A>): Effect.Effect<A, StoreIOError> =>
-  attempt(op, path, f).pipe(
-    Effect.catchTag("StoreCorrupt", (e) =>
-      Effect.fail(new StoreIOError({ op, path, message: `store object ${e.digest} is corrupt (${e.path})` })),
-    ),
-  )
+/** `attempt`, with a corrupt object reported as an I/O error. */
+const io = <A>(op: string, path: string, f: () => A | Promise<A>): Effect.Effect<A, StoreIOError> =>
+  call(f, asIOError(op, path))
 
 /** The file recording outs saved because they matched nothing in the store (read by `pipeline recover`). */
 export const savedLogPath = (stateDir: string): string => join(stateDir, "saved.jsonl")
@@ -65,68 +89,66 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
        * stage, or by hand during the run). A link at the out itself is refused by the hasher, and is replaced
        * or unlinked, never followed, by a restore or a removal.
        */
-      const inside = (op: string, path: string) =>
-        Effect.suspend(() => {
-          const parent = posix.dirname(path)
-          const link = isAbsolute(path) ? path : parent === "." ? undefined : linkOutside(parent, config.root)
-          return link === undefined
-            ? Effect.void
-            : Effect.fail(
-                new StoreIOError({
-                  op,
-                  path: abs(path),
-                  message: `refusing to ${op} ${path}: ${link === path ? "it is not inside the project" : `the symbolic link "${link}" leads outside the project`}; replace the link with a folder`,
-                }),
-              )
-        })
+      const checkInside = (op: string, path: string): void => {
+        const parent = posix.dirname(path)
+        const link = isAbsolute(path) ? path : parent === "." ? undefined : linkOutside(parent, config.root)
+        if (link !== undefined)
+          throw new StoreIOError({
+            op,
+            path: abs(path),
+            message: `refusing to ${op} ${path}: ${link === path ? "it is not inside the project" : `the symbolic link "${link}" leads outside the project`}; replace the link with a folder`,
+          })
+      }
       /** the last full digest of each out, so saving a dir does not hash it again */
       const seen = new Map<string, PathDigest>()
+      const digestOf = (path: string, follow: boolean) => {
+        const quick = digestPathSync(path, cache, { followSymlinks: follow })
+        return quick === NEEDS_ASYNC ? digestPath(path, cache, { followSymlinks: follow }) : quick
+      }
       const api: ArtifactsApi = {
         digest: (path, role) =>
-          (role === "out" ? inside("read", path) : Effect.void)
-            .pipe(
-              Effect.zipRight(
-                io("hash", abs(path), () => digestPath(abs(path), cache, { followSymlinks: role === "dep" })),
-              ),
-            )
-            .pipe(
-              Effect.map((d) => {
-                if (!d) return undefined
-                if (role === "out") seen.set(path, d)
-                const { path: _path, ...state } = outRecord(path, d)
-                return state
-              }),
-            ),
+          io("hash", abs(path), () => {
+            if (role === "out") checkInside("read", path)
+            const state = (d: PathDigest | undefined) => {
+              if (!d) return undefined
+              if (role === "out") seen.set(path, d)
+              const { path: _path, ...rest } = outRecord(path, d)
+              return rest
+            }
+            const d = digestOf(abs(path), role === "dep")
+            return d instanceof Promise ? d.then(state) : state(d)
+          }),
         isStored: (state) => io("read", store.dir, () => store.has(state.digest)),
         save: (path, state) =>
-          io("save", abs(path), async () => {
+          io("save", abs(path), () => {
             // The store checks the content while copying: an out that changed since it was hashed fails there.
+            const check = (d: PathDigest | undefined) => {
+              if (!d || d.digest !== state.digest)
+                throw new StoreIOError({
+                  op: "save",
+                  path: abs(path),
+                  message: `${path} changed while it was being saved: is another process writing it?`,
+                })
+              return store.putOut(abs(path), d)
+            }
             const known = seen.get(path)
-            const d =
-              known?.digest === state.digest
-                ? known
-                : await digestPath(abs(path), cache, { followSymlinks: false })
-            if (!d || d.digest !== state.digest)
-              throw new StoreIOError({
-                op: "save",
-                path: abs(path),
-                message: `${path} changed while it was being saved: is another process writing it?`,
-              })
-            await store.putOut(abs(path), d)
+            return known?.digest === state.digest
+              ? check(known)
+              : digestPath(abs(path), cache, { followSymlinks: false }).then(check)
           }),
         restore: (out) =>
-          inside("restore", out.path).pipe(
-            Effect.zipRight(
-              attempt("restore", abs(out.path), () => store.restoreOut(out, abs(out.path), cache)),
-            ),
-          ),
-        // Synchronous: usually there is nothing to remove, and an lstat is cheaper than a thread-pool trip.
+          attempt("restore", abs(out.path), () => {
+            checkInside("restore", out.path)
+            return store.restoreOut(out, abs(out.path), cache)
+          }),
+        // Synchronous: usually there is nothing to remove, and an lstat is cheaper than a thread-pool trip (or than
+        // the ENOENT `rmSync` would throw and catch).
         remove: (path) =>
-          inside("remove", path).pipe(
-            Effect.zipRight(
-              io("remove", abs(path), async () => rmSync(abs(path), { recursive: true, force: true })),
-            ),
-          ),
+          io("remove", abs(path), () => {
+            checkInside("remove", path)
+            if (lstatSync(abs(path), { throwIfNoEntry: false }) !== undefined)
+              rmSync(abs(path), { recursive: true, force: true })
+          }),
         lookup: (fp) => io("read", store.dir, () => store.getRunCache(fp)),
         record: (run) => io("write", store.dir, () => store.putRunCache(run)),
         noteSaved: (entry) =>

@@ -61,7 +61,10 @@ const exit = (code: number): undefined => {
 }
 
 /** Run a command (`argv` without node and the script) and exit with its code. */
-export const runCli = (argv: ReadonlyArray<string>, stageRunner: string): undefined => {
+export const runCli = (
+  argv: ReadonlyArray<string>,
+  entries: { readonly stageRunner: string; readonly spawner: string },
+): undefined => {
   const ctx: CliContext = {
     argv,
     cwd: process.cwd(),
@@ -69,7 +72,7 @@ export const runCli = (argv: ReadonlyArray<string>, stageRunner: string): undefi
     stdout: process.stdout,
     stderr: process.stderr,
     tty: Boolean(process.stderr.isTTY) && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb",
-    stageRunner,
+    ...entries,
   }
   const [name, ...rest] = argv
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {

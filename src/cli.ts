@@ -21,5 +21,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
     }
   }
   const { runCli } = await import("./cli-main.js")
-  runCli(argv, fileURLToPath(new URL("./stage-runner.mjs", import.meta.url)))
+  runCli(argv, {
+    stageRunner: fileURLToPath(new URL("./stage-runner.mjs", import.meta.url)),
+    spawner: fileURLToPath(new URL("./spawner.mjs", import.meta.url)),
+  })
 }

@@ -22,6 +22,7 @@ import type { Pipeline, Stage } from "./model.js"
 import type { StageRunner } from "./runner.js"
 import { openScratch, removeScratch } from "./scratch.js"
 import { effectiveResources, type Slots } from "./slots.js"
+import { passthroughEnv } from "./stage-env.js"
 import { runStageProcesses } from "./stage-process.js"
 import { isSuccess, type StageStatus } from "./status.js"
 
@@ -107,6 +108,7 @@ export const execute = (
       mkdirSync(dir, { recursive: true })
       made.add(dir)
     }
+    const inherited = passthroughEnv(opts.parentEnv)
     /** stages whose process started: interrupted, they are cancelled rather than skipped */
     const running = new Set<string>()
     /** each assessed stage's fingerprint, for the record of one that is interrupted */
@@ -191,7 +193,7 @@ export const execute = (
                   scratch,
                   gpus: gpuIds,
                   stageRunner: opts.stageRunner,
-                  parentEnv: opts.parentEnv,
+                  parentEnv: inherited,
                   writeLog,
                   ...(opts.onProcess === undefined ? {} : { onProcess: opts.onProcess }),
                 })

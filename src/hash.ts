@@ -276,6 +276,47 @@ const listFiles = async (
   }
 }
 
+/** `digestPathSync`'s answer for a path that needs the asynchronous walk: a directory, or a large file. */
+export const NEEDS_ASYNC: unique symbol = Symbol("needs async")
+
+const walkOf = (cache: StatCache, opts: { readonly followSymlinks: boolean }): Walk => ({
+  follow: opts.followSymlinks,
+  cache,
+  startedNs: BigInt(Date.now()) * 1_000_000n,
+})
+
+/**
+ * `digestPath` without leaving the thread, for what needs no more than a few system calls: nothing there, a
+ * file the stat cache knows, or a small file. Anything else gives `NEEDS_ASYNC`. Most digests of a run are
+ * these, and a thread-pool round trip costs more than the whole of one of them.
+ */
+export const digestPathSync = (
+  path: string,
+  cache: StatCache,
+  opts: { readonly followSymlinks: boolean },
+): PathDigest | undefined | typeof NEEDS_ASYNC => {
+  const abs = resolve(path)
+  let st: BigIntStats | undefined
+  try {
+    st = (opts.followSymlinks ? statSync : lstatSync)(abs, { bigint: true, throwIfNoEntry: false })
+  } catch (e) {
+    if (isNotFound(e)) return undefined
+    throw ioError("stat", abs, e)
+  }
+  if (st === undefined) return undefined
+  if (st.isSymbolicLink()) throw symlinkError(abs)
+  if (!st.isFile()) {
+    if (!st.isDirectory()) throw unsupportedError(abs, st)
+    return NEEDS_ASYNC
+  }
+  const hit = cache.get(abs, st)
+  if (hit !== undefined)
+    return { kind: "file", digest: hit, size: Number(st.size), executable: isExecutable(st) }
+  if (st.size > SMALL_FILE_BYTES) return NEEDS_ASYNC
+  const small = digestSmallFile(abs, walkOf(cache, opts))
+  return small === undefined ? NEEDS_ASYNC : { kind: "file", ...small }
+}
+
 /**
  * The digest of the file or directory at `path`, or `undefined` if nothing is there. Outs are hashed
  * with `followSymlinks: false`: a symbolic link at or inside the path fails with `StoreIOError`, since
@@ -286,13 +327,13 @@ export const digestPath = async (
   cache: StatCache,
   opts: { readonly followSymlinks: boolean },
 ): Promise<PathDigest | undefined> => {
-  const walk: Walk = { follow: opts.followSymlinks, cache, startedNs: BigInt(Date.now()) * 1_000_000n }
+  const quick = digestPathSync(path, cache, opts)
+  if (quick !== NEEDS_ASYNC) return quick
+  const walk = walkOf(cache, opts)
   // Normalised, so the stat cache sees one key per file whatever spelling the caller used.
   const abs = resolve(path)
   let st: BigIntStats
   try {
-    // Synchronous on purpose: most digests are stat-cache hits, for which a thread-pool round trip costs
-    // far more than the stat itself.
     st = (walk.follow ? statSync : lstatSync)(abs, { bigint: true })
   } catch (e) {
     if (isNotFound(e)) return undefined

@@ -55,7 +55,7 @@ export const normaliseDep = (written: string, project: ProjectPaths): PathResult
 
 const isLink = (p: string): boolean => {
   try {
-    return lstatSync(p).isSymbolicLink()
+    return lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false
   } catch {
     return false
   }
@@ -81,12 +81,14 @@ const realLocation = (p: string): string => {
  * again before a run writes or removes an out, since a link may have appeared since.
  */
 export const linkOutside = (rel: string, root: string): string | undefined => {
-  const realRoot = realLocation(root)
+  // Resolved only once a link is found: usually there is none, and resolving walks every folder above the root.
+  let realRoot: string | undefined
   const parts = rel.split("/")
   for (let i = 1; i <= parts.length; i++) {
     const prefix = parts.slice(0, i).join("/")
     const full = join(root, prefix)
     if (!isLink(full)) continue
+    realRoot ??= realLocation(root)
     const fromRoot = relative(realRoot, realLocation(resolve(dirname(full), readlinkSync(full))))
     if (escapes(toPosix(fromRoot)) || isAbsolute(fromRoot)) return prefix
   }

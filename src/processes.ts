@@ -101,19 +101,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * End the process groups of the killed run `runId` that are still alive, and wait (up to `waitMs`) until they
  * are gone. A group is the run's when one of its live members carries `PIPELINE_RUN_ID=<runId>`: all of
  * them are found by that mark, including one started in the instant between its spawn and its line in
- * `processes.jsonl`. Gives the groups it ended, with their stages.
+ * `processes.jsonl`. With `stage`, only the groups of that stage (`PIPELINE_STAGE=<stage>`). Gives the groups it
+ * ended, with their stages.
  */
-export const endLeftovers = async (runId: string, waitMs = 5000): Promise<ReadonlyArray<RecordedProcess>> => {
+export const endLeftovers = async (
+  runId: string,
+  waitMs = 5000,
+  stage?: string,
+): Promise<ReadonlyArray<RecordedProcess>> => {
   if (!isRunId(runId)) return []
   const own = procStat(process.pid)?.pgrp
   const mark = `PIPELINE_RUN_ID=${runId}`
+  const stageMark = stage === undefined ? undefined : `PIPELINE_STAGE=${stage}`
   const groups = new Map<number, string>()
   for (const p of allProcesses() ?? []) {
     if (!isPid(p.pgrp) || p.pgrp === own || p.pgrp === process.pid || groups.has(p.pgrp)) continue
     const env = environ(p.pid)
-    if (!env.includes(mark)) continue
-    const stage = env.find((v) => v.startsWith("PIPELINE_STAGE="))?.slice("PIPELINE_STAGE=".length) ?? "?"
-    groups.set(p.pgrp, stage)
+    if (!env.includes(mark) || (stageMark !== undefined && !env.includes(stageMark))) continue
+    const name = env.find((v) => v.startsWith("PIPELINE_STAGE="))?.slice("PIPELINE_STAGE=".length) ?? "?"
+    groups.set(p.pgrp, name)
   }
   const ended: RecordedProcess[] = []
   for (const [pgid, stage] of groups) {

@@ -4,7 +4,7 @@
  * a record still `running` with no end time belongs to a run that was killed. Process groups are appended to
  * `processes.jsonl` as they start so a later run can end any left behind.
  */
-import { appendFileSync } from "node:fs"
+import { closeSync, openSync, writeSync } from "node:fs"
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import type { StageResult } from "./executor.js"
@@ -70,9 +70,26 @@ export const writeRunRecord = async (runsDir: string, record: RunRecord): Promis
   await rename(tmp, join(dir, "run.json"))
 }
 
-/** Note a stage's process group (synchronously: it must be on disk before the process can outlive us). */
-export const noteProcess = (runsDir: string, runId: string, stage: string, pgid: number): void => {
-  appendFileSync(join(runsDir, runId, "processes.jsonl"), `${JSON.stringify({ stage, pgid })}\n`)
+/** `runs/<id>/processes.jsonl`, open for the length of a run. */
+export interface ProcessLog {
+  /** Note a stage's process group (synchronously: it must be written before the process can outlive us). */
+  readonly note: (stage: string, pgid: number) => void
+  readonly close: () => void
+}
+
+/** Open the process log of run `runId` (the file is created on the first note, and kept open). */
+export const processLog = (runsDir: string, runId: string): ProcessLog => {
+  let fd: number | undefined
+  return {
+    note: (stage, pgid) => {
+      fd ??= openSync(join(runsDir, runId, "processes.jsonl"), "a")
+      writeSync(fd, `${JSON.stringify({ stage, pgid })}\n`)
+    },
+    close: () => {
+      if (fd !== undefined) closeSync(fd)
+      fd = undefined
+    },
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

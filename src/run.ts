@@ -16,7 +16,7 @@ import type { Pipeline } from "./model.js"
 import type { ParseCache } from "./parse-cache.js"
 import { lockFileFor } from "./pipeline-path.js"
 import { projectLock } from "./project-lock.js"
-import { newRunId, noteProcess, type RunRecord, stageRecord, writeRunRecord } from "./run-record.js"
+import { newRunId, processLog, type RunRecord, stageRecord, writeRunRecord } from "./run-record.js"
 import type { StageRunner } from "./runner.js"
 import { scratchRoot } from "./scratch.js"
 import { makeSlots } from "./slots.js"
@@ -158,6 +158,7 @@ export const runPipeline = (
         yield* Effect.promise(() => writeRunRecord(runsDir, record("running", results, undefined)))
         events.emit({ type: "run-started", runId, pipeline: pipeline.name, stages: order })
         const slots = yield* makeSlots(opts.jobs, opts.gpus)
+        const processes = processLog(runsDir, runId)
         // Only the stages are interruptible: the lock file and the run record are written whatever happens.
         const exit = yield* restore(
           execute(
@@ -173,11 +174,12 @@ export const runPipeline = (
               stageRunner: opts.stageRunner,
               scratchDir: scratchRoot(opts.stateDir),
               parentEnv: opts.env,
-              onProcess: (stage, pgid) => noteProcess(runsDir, runId, stage, pgid),
+              onProcess: processes.note,
             },
             results,
           ),
         ).pipe(Effect.exit)
+        processes.close()
         const interrupted = Exit.isInterrupted(exit)
         const status = runStatusOf(results, interrupted)
         const ended = new Date()

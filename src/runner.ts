@@ -1,16 +1,19 @@
 /**
- * The stage runner: starts one stage process (through execa) in its own process group, streams its output
- * line by line, reads its events channel, and kills the whole group when interrupted. The executor talks to
- * it through the `StageRunner` service so tests can swap in a fake.
+ * The stage runner: starts one stage process in its own process group (through a spawner process, see
+ * `spawner.ts`), streams its output line by line, reads its events channel, and kills the whole group when
+ * interrupted. The executor talks to it through the `StageRunner` service so tests can swap in a fake.
  *
  * Events channel: every stage process gets file descriptor 3 open for writing (`PIPELINE_EVENTS_FD=3`).
  * Each line written there that is a JSON object becomes a `stage-progress` event, e.g.
  * `echo '{"step": 10, "total": 100, "loss": 0.42}' >&3`. Other lines are logged as warnings.
+ *
+ * Kills do not go through the spawner: the orchestrator signals the stage's process group itself, so Ctrl-C,
+ * timeouts and fail-fast behave the same whatever state the spawner is in. A spawner that dies fails the
+ * stages it was running, and their process groups are killed.
  */
-import { createInterface } from "node:readline"
-import type { Readable } from "node:stream"
 import { Context, Data, Effect, Layer } from "effect"
-import { execa } from "execa"
+import { endLeftovers } from "./processes.js"
+import { makeSpawnerPool, type SpawnerPool } from "./spawner-client.js"
 
 /** What to run. `shell` runs through `/bin/sh -c`, like DVC's `cmd`; `file` runs a program directly. */
 export type ProcessCommand =
@@ -63,6 +66,11 @@ const groupAlive = (pgid: number): boolean => {
   }
 }
 
+/** Wait (up to 2 s) until no member of the group remains: killed processes may still hold files open. */
+const groupGone = async (pgid: number): Promise<void> => {
+  for (let i = 0; i < 200 && groupAlive(pgid); i++) await new Promise((r) => setTimeout(r, 10))
+}
+
 /** SIGTERM the group, wait for the leader to exit (up to the grace period), then SIGKILL whatever is left. */
 const killGroup = async (pgid: number, exited: Promise<unknown>): Promise<void> => {
   if (signalGroup(pgid, "SIGTERM")) {
@@ -71,78 +79,103 @@ const killGroup = async (pgid: number, exited: Promise<unknown>): Promise<void> 
     clearTimeout(timer)
   }
   signalGroup(pgid, "SIGKILL")
-  // The leader is reaped by execa; wait until no member of the group remains.
-  for (let i = 0; i < 200 && groupAlive(pgid); i++) await new Promise((r) => setTimeout(r, 10))
+  // The leader is reaped by the spawner; wait until no member of the group remains.
+  await groupGone(pgid)
 }
 
-const readLines = (stream: Readable | null | undefined, onLine: (line: string) => void): void => {
-  if (!stream) return
-  createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", onLine)
+const onEventLine = (spec: ProcessSpec, line: string): void => {
+  if (line.trim() === "") return
+  try {
+    const data: unknown = JSON.parse(line)
+    if (data !== null && typeof data === "object" && !Array.isArray(data)) {
+      spec.onEvent(data as Record<string, unknown>)
+      return
+    }
+  } catch {}
+  spec.onOutput(
+    "stderr",
+    `[pipeline] ignored a line on the events channel (fd 3) that is not a JSON object: ${line}`,
+  )
 }
 
-const start = (spec: ProcessSpec) => {
-  // `/bin/sh -c` is what execa's `shell` option does; spelled out so both forms share one call.
-  const [file, args] =
-    "shell" in spec.command
-      ? ["/bin/sh", ["-c", spec.command.shell]]
-      : [spec.command.file, [...spec.command.args]]
-  return execa(file, args, {
-    cwd: spec.cwd,
-    env: spec.env,
-    extendEnv: false,
-    detached: true, // its own process group, so a kill reaches every process it started
-    cleanup: false,
-    reject: false,
-    buffer: false,
-    stdio: ["ignore", "pipe", "pipe", "pipe"],
-  })
-}
+const failed = (exitCode: number | undefined, signal: string | undefined, message: string) =>
+  Effect.fail(new ProcessFailed({ exitCode, signal, message }))
 
-/** The live runner: real subprocesses. */
-export const runProcess = (spec: ProcessSpec): Effect.Effect<void, ProcessFailed> =>
+/** Run one process through a spawner of `pool`. */
+export const runProcess = (pool: SpawnerPool, spec: ProcessSpec): Effect.Effect<void, ProcessFailed> =>
   Effect.async<void, ProcessFailed>((resume) => {
-    const sub = start(spec)
-    const pgid = sub.pid
-    const exited = new Promise<void>((r) => sub.once("exit", () => r()))
-    readLines(sub.stdout, (line) => spec.onOutput("stdout", line))
-    readLines(sub.stderr, (line) => spec.onOutput("stderr", line))
-    readLines(sub.stdio[3] as Readable | undefined, (line) => {
-      if (line.trim() === "") return
-      try {
-        const data: unknown = JSON.parse(line)
-        if (data !== null && typeof data === "object" && !Array.isArray(data)) {
-          spec.onEvent(data as Record<string, unknown>)
-          return
-        }
-      } catch {}
-      spec.onOutput(
-        "stderr",
-        `[pipeline] ignored a line on the events channel (fd 3) that is not a JSON object: ${line}`,
-      )
-    })
-    if (pgid !== undefined) spec.onStart(pgid)
+    // `/bin/sh -c` is what a shell option does; spelled out so both forms share one request.
+    const [file, args] =
+      "shell" in spec.command
+        ? ["/bin/sh", ["-c", spec.command.shell]]
+        : [spec.command.file, [...spec.command.args]]
+    let pgid: number | undefined
     let done = false
-    void exited.then(() => {
-      // Processes the stage left in the background would outlive it and hold its pipes open.
-      if (pgid !== undefined) signalGroup(pgid, "SIGKILL")
-    })
-    void sub.then((result) => {
+    let started!: (pgid: number | undefined) => void
+    const whenStarted = new Promise<number | undefined>((r) => (started = r))
+    let exited!: () => void
+    const whenExited = new Promise<void>((r) => (exited = r))
+    const finish = (result: Effect.Effect<void, ProcessFailed>) => {
       done = true
-      if (result.exitCode === 0) return resume(Effect.void)
-      const signal = result.signal ?? undefined
-      const message =
-        result.exitCode === undefined && signal === undefined
-          ? (result.shortMessage ?? "the process could not start")
-          : signal !== undefined
-            ? `killed by ${signal}`
-            : `exited with code ${result.exitCode}`
-      resume(Effect.fail(new ProcessFailed({ exitCode: result.exitCode, signal, message })))
-    })
+      started(pgid)
+      exited()
+      resume(result)
+    }
+    pool.spawn(
+      { file, args, cwd: spec.cwd, env: spec.env },
+      {
+        started: (pid) => {
+          pgid = pid
+          spec.onStart(pid)
+          started(pid)
+        },
+        line: (fd, line) =>
+          fd === 3 ? onEventLine(spec, line) : spec.onOutput(fd === 1 ? "stdout" : "stderr", line),
+        exited: (code, signal) =>
+          finish(
+            code === 0
+              ? Effect.void
+              : signal !== null
+                ? failed(undefined, signal, `killed by ${signal}`)
+                : failed(code ?? undefined, undefined, `exited with code ${code}`),
+          ),
+        failed: (message) => finish(failed(undefined, undefined, `the process could not start: ${message}`)),
+        lost: (message) => {
+          // Nothing will report this process's end any more: make sure it has one.
+          const kill = async () => {
+            if (pgid !== undefined) {
+              signalGroup(pgid, "SIGKILL")
+              await groupGone(pgid)
+            } else {
+              // Lost between its fork and the spawner's report of it: found by the marks in its environment.
+              const runId = spec.env.PIPELINE_RUN_ID
+              const stage = spec.env.PIPELINE_STAGE
+              if (runId !== undefined && stage !== undefined) await endLeftovers(runId, 2000, stage)
+            }
+          }
+          void kill().then(() =>
+            finish(failed(undefined, undefined, `${message} while the stage ran; its processes were killed`)),
+          )
+        },
+      },
+    )
     return Effect.promise(async () => {
-      if (done || pgid === undefined) return
-      await killGroup(pgid, exited)
+      if (done) return
+      const group = await whenStarted
+      if (done || group === undefined) return
+      await killGroup(group, whenExited)
     })
   })
 
-/** The live layer of `StageRunner`. */
-export const StageRunnerLive = Layer.succeed(StageRunner, { run: runProcess })
+/** The live layer of `StageRunner`: stage processes started by up to `spawners` spawner processes. */
+export const stageRunnerLive = (spawnerEntry: string, spawners: number): Layer.Layer<StageRunner> =>
+  Layer.scoped(
+    StageRunner,
+    Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => makeSpawnerPool(spawnerEntry, spawners)),
+        (pool) => Effect.promise(() => pool.close()),
+      ),
+      (pool) => ({ run: (spec: ProcessSpec) => runProcess(pool, spec) }),
+    ),
+  )

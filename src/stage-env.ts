@@ -33,6 +33,21 @@ export interface StageContext {
   readonly scratch: string
 }
 
+/**
+ * The allow-listed part of `parent`, as a plain object: worked out once per run, since reading
+ * `process.env` goes through a getter per variable.
+ */
+export const passthroughEnv = (
+  parent: Readonly<Record<string, string | undefined>>,
+): Readonly<Record<string, string>> => {
+  const env: Record<string, string> = Object.create(null)
+  for (const name of PASSTHROUGH_ENV) {
+    const v = parent[name]
+    if (v !== undefined) env[name] = v
+  }
+  return env
+}
+
 /** Build a stage's complete environment. */
 export const stageEnv = (
   stage: Stage,

@@ -125,6 +125,7 @@ describe("pipeline doctor", () => {
       stderr: { write: () => true },
       tty: false,
       stageRunner: "",
+      spawner: "",
     }
     const result = await Effect.runPromise(Effect.either(doctor.run(argv, [], ctx)))
     return { result, stdout }

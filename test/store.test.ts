@@ -148,7 +148,10 @@ describe("putOut", () => {
     await writeFile(p, "hello\n")
     const d = await hashOut(p)
     await writeFile(p, "HELLO\n")
-    const err = await store.putOut(p, d).catch((e: unknown) => e)
+    // A small file is saved synchronously: the failure is thrown, not a rejected promise.
+    const err = await Promise.resolve()
+      .then(() => store.putOut(p, d))
+      .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(StoreIOError)
     expect((err as StoreIOError).message).toBe(
       `${p} changed while it was being saved to the store; is something still writing it?`,
@@ -398,6 +401,31 @@ describe("run cache", () => {
     for await (const e of store.listRunCache()) listed.push(e)
     expect(listed).toEqual([])
     await expect(stat(path)).rejects.toMatchObject({ code: "ENOENT" })
+  })
+})
+
+describe("folders removed while the store is open", () => {
+  it("are made again: the temp folder, an object's folder and a run-cache entry's folder", async () => {
+    await writeFile(join(ws, "f"), "hello\n")
+    await writeFile(join(ws, "g"), "other\n")
+    await store.putOut(join(ws, "f"), await hashOut(join(ws, "f")))
+    const entry: RunCacheEntry = {
+      fingerprint: "01".repeat(32),
+      stage: "s",
+      createdAt: "2025-01-02T03:04:05.000Z",
+      outs: [outRecord("f", await hashOut(join(ws, "f")))],
+    }
+    store.putRunCache(entry)
+    // Each folder was made once and is remembered: remove them all behind the store's back.
+    await rm(join(dir, "store", "tmp"), { recursive: true })
+    await rm(join(dir, "store", "objects", HELLO.slice(0, 2)), { recursive: true })
+    await rm(join(dir, "store", "runcache", "01"), { recursive: true })
+    await store.putOut(join(ws, "f"), await hashOut(join(ws, "f")))
+    await store.putOut(join(ws, "g"), await hashOut(join(ws, "g")))
+    store.putRunCache(entry)
+    expect(await store.verifyObject(HELLO)).toBe(true)
+    expect(await store.verifyObject(sha256Bytes("other\n"))).toBe(true)
+    expect(store.getRunCache(entry.fingerprint)).toEqual(entry)
   })
 })
 

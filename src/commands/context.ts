@@ -20,6 +20,8 @@ export interface CliContext {
   readonly tty: boolean
   /** the built stage-runner entry point (dist/stage-runner.mjs), started for built-in stages */
   readonly stageRunner: string
+  /** the built spawner entry point (dist/spawner.mjs), the process that starts stage processes */
+  readonly spawner: string
 }
 
 /** One option of a command. */

@@ -15,11 +15,14 @@ import { lockFileFor } from "../pipeline-path.js"
 import { planPipeline } from "../plan.js"
 import { textReporter } from "../reporters/text.js"
 import { type RunOutcome, runPipeline } from "../run.js"
-import { StageRunnerLive } from "../runner.js"
+import { stageRunnerLive } from "../runner.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, positiveInt, setOption, strs } from "./options.js"
 import { withProject } from "./project.js"
 import { reportStoreErrors } from "./store-errors.js"
+
+/** One spawner per core the run may use: more could only fork in turn. */
+const spawnersFor = (jobs: number): number => Math.max(1, Math.min(jobs, availableParallelism()))
 
 const summaryJson = (o: RunOutcome) => ({
   run: o.runId,
@@ -114,7 +117,11 @@ export const run: CommandSpec = {
           },
         }).pipe(
           Effect.provide(
-            Layer.mergeAll(artifacts, StageRunnerLive, Layer.succeed(EventSink, { emit: report })),
+            Layer.mergeAll(
+              artifacts,
+              stageRunnerLive(ctx.spawner, spawnersFor(jobs)),
+              Layer.succeed(EventSink, { emit: report }),
+            ),
           ),
           Effect.map((outcome) => (outcome.status === "succeeded" ? 0 : 1)),
         )

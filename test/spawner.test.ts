@@ -1,0 +1,279 @@
+/**
+ * The spawner process (`src/spawner.ts`, built to `dist/spawner.mjs`) and the stage runner on top of it: the
+ * protocol, kills by process group, and a spawner that dies while stages run. Needs the built bundle
+ * (`npm test` builds it first).
+ */
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Cause, Effect, Exit, Fiber } from "effect"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { lineSplitter } from "../src/line-splitter.js"
+import { type ProcessSpec, runProcess } from "../src/runner.js"
+import { makeSpawnerPool, type SpawnerPool } from "../src/spawner-client.js"
+import type { StageFd } from "../src/spawner-protocol.js"
+import { processAlive, repoRoot, TempProject, until } from "./support/project.js"
+
+const entry = join(repoRoot, "dist", "spawner.mjs")
+const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" }
+
+let dir = ""
+let pool: SpawnerPool | undefined
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pipeline-spawner-"))
+})
+afterEach(async () => {
+  await pool?.close()
+  pool = undefined
+  await rm(dir, { recursive: true, force: true })
+})
+
+const pidIn = (file: string): number => Number(readFileSync(join(dir, file), "utf8").trim())
+const hasPid = (file: string) => () => {
+  try {
+    return pidIn(file) > 0
+  } catch {
+    return false
+  }
+}
+
+/** Everything the spawner reports for one request, in order. */
+const record = (p: SpawnerPool, shell: string, cwd = dir): Promise<ReadonlyArray<string>> =>
+  new Promise((resolve) => {
+    const seen: string[] = []
+    p.spawn(
+      { file: "/bin/sh", args: ["-c", shell], cwd, env },
+      {
+        started: (pid) => seen.push(pid > 1 ? "started" : `started with pid ${pid}`),
+        line: (fd: StageFd, line) => seen.push(`${fd}: ${line}`),
+        exited: (code, signal) => resolve([...seen, `exited ${code} ${signal}`]),
+        failed: (message) => resolve([...seen, `failed: ${message}`]),
+        lost: (message) => resolve([...seen, `lost: ${message}`]),
+      },
+    )
+  })
+
+const spec = (shell: string, log: string[] = []): ProcessSpec => ({
+  command: { shell },
+  cwd: dir,
+  env,
+  onOutput: (stream, line) => log.push(`${stream}: ${line}`),
+  onEvent: (data) => log.push(`event: ${JSON.stringify(data)}`),
+  onStart: () => undefined,
+})
+
+const failureMessage = (exit: Exit.Exit<void, { readonly message: string }>): string | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const failure = Cause.failureOption(exit.cause)
+  return failure._tag === "Some" ? failure.value.message : Cause.pretty(exit.cause)
+}
+
+describe("line splitting", () => {
+  it("splits like node:readline: \\n, \\r\\n (also across chunks), a lone \\r, and a last line without a break", () => {
+    const lines: string[] = []
+    const s = lineSplitter((l) => lines.push(l))
+    for (const chunk of ["a\nb\r", "\nc\rd", "", "\n\ne", "f"]) s.push(chunk)
+    s.end()
+    expect(lines).toEqual(["a", "b", "c", "d", "", "ef"])
+  })
+})
+
+describe("the spawner protocol", () => {
+  it("reports start, every line of stdout, stderr and fd 3 in order, then the exit code", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    const seen = await record(
+      pool,
+      "echo out; echo err >&2; echo '{\"step\": 1}' >&3; printf 'no newline'; exit 3",
+    )
+    expect(seen[0]).toBe("started")
+    expect(seen.at(-1)).toBe("exited 3 null")
+    // Each pipe keeps its own order; the three are read independently.
+    const of = (fd: number) => seen.filter((l) => l.startsWith(`${fd}: `))
+    expect([of(1), of(2), of(3)]).toEqual([["1: out", "1: no newline"], ["2: err"], ['3: {"step": 1}']])
+  })
+
+  it("relays a flood of output whole and in order, then the exit", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    // Far more than the pipes hold: the spawner pauses the stage's pipes while its own output drains.
+    const seen = await record(pool, "seq 1 100000; seq 1 100000 >&2")
+    const of = (fd: number) => seen.filter((l) => l.startsWith(`${fd}: `))
+    const expected = (fd: number) => Array.from({ length: 100000 }, (_, i) => `${fd}: ${i + 1}`)
+    expect(of(1)).toEqual(expected(1))
+    expect(of(2)).toEqual(expected(2))
+    expect(seen.at(-1)).toBe("exited 0 null")
+  })
+
+  it("reports a process killed by a signal, and one that cannot start", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    expect(await record(pool, "kill -TERM $$")).toEqual(["started", "exited null SIGTERM"])
+    const missing = join(dir, "no-such-folder")
+    expect(await record(pool, "true", missing)).toEqual([`failed: spawn /bin/sh ENOENT`])
+  })
+
+  it("uses one spawner for requests one after another, and up to its size for requests at the same time", async () => {
+    pool = makeSpawnerPool(entry, 2)
+    await record(pool, "true")
+    await record(pool, "true")
+    expect(pool.pids()).toHaveLength(1)
+    await Promise.all([record(pool, "true"), record(pool, "true"), record(pool, "true")])
+    expect(pool.pids()).toHaveLength(2)
+  })
+
+  it("exits when its stdin is closed", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    await record(pool, "true")
+    const [pid] = pool.pids()
+    await pool.close()
+    expect(processAlive(pid ?? 0)).toBe(false)
+  })
+
+  it("is killed when it does not exit after its stdin is closed", async () => {
+    const stuck = join(dir, "stuck-spawner.mjs")
+    writeFileSync(
+      stuck,
+      "process.stdin.resume(); process.stdin.on('end', () => {}); setInterval(() => {}, 1000)\n",
+    )
+    pool = makeSpawnerPool(stuck, 1, 50)
+    pool.spawn(
+      { file: "/bin/true", args: [], cwd: dir, env },
+      { started: () => {}, line: () => {}, exited: () => {}, failed: () => {}, lost: () => {} },
+    )
+    const [pid] = pool.pids()
+    await pool.close()
+    expect(processAlive(pid ?? 0)).toBe(false)
+  })
+})
+
+describe("the stage runner", () => {
+  it("turns fd 3 JSON objects into events and other lines into a warning", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    const log: string[] = []
+    await Effect.runPromise(
+      runProcess(pool, spec("echo '{\"loss\": 0.5}' >&3; echo hello; echo nope >&3", log)),
+    )
+    expect(log.sort()).toEqual([
+      'event: {"loss":0.5}',
+      "stderr: [pipeline] ignored a line on the events channel (fd 3) that is not a JSON object: nope",
+      "stdout: hello",
+    ])
+  })
+
+  it("fails with the exit code or the signal", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    const p = pool
+    expect(failureMessage(await Effect.runPromiseExit(runProcess(p, spec("exit 4"))))).toBe(
+      "exited with code 4",
+    )
+    expect(failureMessage(await Effect.runPromiseExit(runProcess(p, spec("kill -KILL $$"))))).toBe(
+      "killed by SIGKILL",
+    )
+  })
+
+  it("kills the stage's whole process group by its id when interrupted", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    const fiber = Effect.runFork(
+      runProcess(pool, spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait")),
+    )
+    await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
+    const pids = [pidIn("child.pid"), pidIn("shell.pid")]
+    expect(Exit.isInterrupted(await Effect.runPromise(Fiber.interrupt(fiber)))).toBe(true)
+    for (const pid of pids) expect(processAlive(pid), `pid ${pid}`).toBe(false)
+  })
+
+  it("kills what a stage left in the background once it exits", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    await Effect.runPromise(runProcess(pool, spec("sleep 60 & echo $! > child.pid")))
+    expect(processAlive(pidIn("child.pid"))).toBe(false)
+  })
+
+  it("fails the stages of a spawner that dies, kills their processes, and starts a new spawner after", async () => {
+    pool = makeSpawnerPool(entry, 1)
+    const p = pool
+    const fiber = Effect.runFork(
+      Effect.exit(runProcess(p, spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"))),
+    )
+    await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
+    const [spawner] = p.pids()
+    process.kill(spawner ?? 0, "SIGKILL")
+    const exit = await Effect.runPromise(Fiber.join(fiber))
+    expect(failureMessage(exit)).toBe(
+      `the process spawner (pid ${spawner}) was killed by SIGKILL while the stage ran; its processes were killed`,
+    )
+    for (const pid of [pidIn("child.pid"), pidIn("shell.pid")])
+      expect(processAlive(pid), `pid ${pid}`).toBe(false)
+    expect(p.pids()).toEqual([])
+    await Effect.runPromise(runProcess(p, spec("echo again > again.txt")))
+    expect(readFileSync(join(dir, "again.txt"), "utf8")).toBe("again\n")
+    expect(p.pids()).toHaveLength(1)
+  })
+
+  it("fails clearly when the spawner cannot start", async () => {
+    pool = makeSpawnerPool(join(dir, "missing-spawner.mjs"), 1)
+    const message = failureMessage(await Effect.runPromiseExit(runProcess(pool, spec("true"))))
+    expect(message).toMatch(
+      /^the process spawner \(pid \d+\) exited with code 1: .*Cannot find module .*missing-spawner\.mjs.* while the stage ran; its processes were killed$/,
+    )
+  })
+})
+
+describe("a run whose spawner dies", () => {
+  let project: TempProject | undefined
+  afterEach(async () => {
+    await project?.remove()
+    project = undefined
+  })
+
+  /** The spawner started by the orchestrator `parent`, found through /proc. */
+  const spawnerOf = (parent: number): number | undefined => {
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8")
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+        const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8")
+        if (ppid === parent && cmdline.includes("spawner.mjs")) return Number(name)
+      } catch {}
+    }
+    return undefined
+  }
+
+  it("fails the running stage with the reason, leaves nothing running, and exits 1", async () => {
+    project = await TempProject.create({
+      "pipeline.yaml": `
+stages:
+  loop:
+    cmd: sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait
+    outs: [loop.txt]
+  after:
+    cmd: cat loop.txt > after.txt
+    deps: [loop.txt]
+    outs: [after.txt]
+`,
+    })
+    const p = project
+    const child = p.spawn(["run", "--json"])
+    let stdout = ""
+    let stderr = ""
+    child.stdout?.on("data", (d) => (stdout += String(d)))
+    child.stderr?.on("data", (d) => (stderr += String(d)))
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)))
+    const read = (f: string) => Number(readFileSync(p.path(f), "utf8").trim())
+    const has = (f: string) => p.exists(f) && read(f) > 0
+    await until(() => has("child.pid") && has("shell.pid"), "the stage to start")
+    const spawner = spawnerOf(child.pid ?? 0)
+    expect(spawner).toBeGreaterThan(1)
+    process.kill(spawner ?? 0, "SIGKILL")
+    expect(await exited, stderr).toBe(1)
+    const summary = JSON.parse(stdout)
+    expect(summary.status).toBe("failed")
+    expect(summary.stages.loop).toMatchObject({
+      status: "failed",
+      reason: `the process spawner (pid ${spawner}) was killed by SIGKILL while the stage ran; its processes were killed`,
+    })
+    expect(summary.stages.after.status).toBe("skipped")
+    for (const pid of [read("child.pid"), read("shell.pid")])
+      expect(processAlive(pid), `pid ${pid}`).toBe(false)
+    expect((await p.run(["verify"])).code).toBe(0)
+  })
+})
