@@ -8,7 +8,7 @@
 import { readFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { MODEL_JSON } from "../src/model/tfjs-io.js"
-import { MODEL_DIR } from "../src/train/model-dir.js"
+import { MODEL_DIR, modelFolder } from "../src/train/model-dir.js"
 import { StageInputError } from "./api.js"
 import type { TokensManifest } from "./tokenize-format.js"
 
@@ -29,33 +29,23 @@ const isRecord = (x: unknown): x is Record<string, unknown> =>
  * the `model/` folder in it.
  */
 export const readModelInfo = async (root: string, path: string, what: string): Promise<ModelInfo> => {
-  for (const folder of [resolve(root, path), resolve(root, path, MODEL_DIR)]) {
-    let text: string
-    try {
-      text = await readFile(join(folder, MODEL_JSON), "utf8")
-    } catch {
-      continue
-    }
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch (e) {
-      throw new StageInputError(
-        `${what}: ${join(path, folder === resolve(root, path) ? "" : MODEL_DIR, MODEL_JSON)} is not valid JSON (${e instanceof Error ? e.message : String(e)})\n   Rerun the stage that wrote the model (pipeline run --force-stage <name>).`,
-      )
-    }
-    const meta = isRecord(json) && isRecord(json.userDefinedMetadata) ? json.userDefinedMetadata : {}
-    const config = isRecord(meta.bertConfig) ? meta.bertConfig : {}
-    return {
-      folder,
-      vocabSize: Number(config.vocab_size),
-      numLabels: Number(config.num_labels ?? 2),
-      metadata: isRecord(meta.metadata) ? meta.metadata : {},
-    }
+  const folder = await modelFolder(resolve(root, path), what, path)
+  let json: unknown
+  try {
+    json = JSON.parse(await readFile(join(folder, MODEL_JSON), "utf8"))
+  } catch (e) {
+    throw new StageInputError(
+      `${what}: ${join(path, folder === resolve(root, path) ? "" : MODEL_DIR, MODEL_JSON)} is not valid JSON (${e instanceof Error ? e.message : String(e)})\n   Rerun the stage that wrote the model (pipeline run --force-stage <name>).`,
+    )
   }
-  throw new StageInputError(
-    `${what}: ${path} holds no model (no ${MODEL_JSON} in it or in its ${MODEL_DIR}/ folder)\n   Point it at a pretrain or train stage's out folder, e.g. \${stages.train.outs[0]}.`,
-  )
+  const meta = isRecord(json) && isRecord(json.userDefinedMetadata) ? json.userDefinedMetadata : {}
+  const config = isRecord(meta.bertConfig) ? meta.bertConfig : {}
+  return {
+    folder,
+    vocabSize: Number(config.vocab_size),
+    numLabels: Number(config.num_labels ?? 2),
+    metadata: isRecord(meta.metadata) ? meta.metadata : {},
+  }
 }
 
 /** The model's vocabulary is the data's: same size (in its configuration, and in its metadata when given). */

@@ -27,7 +27,8 @@ export type OnProgress = (done: number, total: number) => void
 export const longestFirst = (split: SplitArrays, rows: ArrayLike<number>): Int32Array =>
   Int32Array.from(rows).sort((a, b) => split.lengths[b]! - split.lengths[a]! || a - b)
 
-const inputOf = (b: Batch, inputIds: Int32Array = b.inputIds): EncoderInput => ({
+/** A batch's encoder input as tensors (optionally with other, e.g. masked, ids). */
+export const inputOf = (b: Batch, inputIds: Int32Array = b.inputIds): EncoderInput => ({
   inputIds: tf.tensor2d(inputIds, [b.rows, b.cols], "int32"),
   attentionMask: tf.tensor2d(b.attentionMask, [b.rows, b.cols], "int32"),
 })

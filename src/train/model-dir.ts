@@ -17,12 +17,12 @@ const exists = (p: string) =>
     () => false,
   )
 
-/** The folder holding model.json: `dir` itself or `dir/model`. */
-export const modelFolder = async (dir: string, what: string): Promise<string> => {
+/** The folder holding model.json: `dir` itself or `dir/model`; errors name it as `shown`. */
+export const modelFolder = async (dir: string, what: string, shown = dir): Promise<string> => {
   if (await exists(join(dir, MODEL_JSON))) return dir
   if (await exists(join(dir, MODEL_DIR, MODEL_JSON))) return join(dir, MODEL_DIR)
   throw new StageInputError(
-    `${what}: ${dir} holds no model (no ${MODEL_JSON} in it or in its ${MODEL_DIR}/ folder)\n   Point it at a pretrain or train stage's out folder, e.g. \${stages.pretrain.outs[0]}.`,
+    `${what}: ${shown} holds no model (no ${MODEL_JSON} in it or in its ${MODEL_DIR}/ folder)\n   Point it at a pretrain or train stage's out folder, e.g. \${stages.pretrain.outs[0]}.`,
   )
 }
 

@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { SplitArrays } from "../../stages/tokenize-format.js"
-import { classifierLogProbs, maskedLmBatches, scoreMaskedLm } from "../eval/scoring.js"
+import { classifierLogProbs, inputOf, maskedLmBatches, scoreMaskedLm } from "../eval/scoring.js"
 import {
   type BertModel,
   classificationLoss,
@@ -24,11 +24,6 @@ import { type Batch, batchOf } from "./batches.js"
 import type { Objective } from "./loop.js"
 import { type MaskingVocab, maskBatch } from "./masking.js"
 import { deriveSeed, seededRng } from "./random.js"
-
-const inputs = (b: Batch) => ({
-  inputIds: tf.tensor2d(b.inputIds, [b.rows, b.cols], "int32"),
-  attentionMask: tf.tensor2d(b.attentionMask, [b.rows, b.cols], "int32"),
-})
 
 /** Classification on a labeled split. */
 export const classificationObjective = (
@@ -44,7 +39,7 @@ export const classificationObjective = (
     rows: train.rows,
     loss: (indices, step) => {
       const b = batchOf(train, indices, padId)
-      const x = inputs(b)
+      const x = inputOf(b)
       return classificationLoss(
         model,
         { ...x, labels: tf.tensor1d(b.labels!, "int32") },
@@ -91,8 +86,7 @@ const maskedFor = (
   const b = batchOf(split, indices, padId)
   const m = maskBatch(b, masking, { rate }, seededRng(seed))
   return {
-    inputIds: tf.tensor2d(m.inputIds, [b.rows, b.cols], "int32"),
-    attentionMask: tf.tensor2d(b.attentionMask, [b.rows, b.cols], "int32"),
+    ...inputOf(b, m.inputIds),
     positions: tf.tensor1d(m.positions, "int32"),
     targets: tf.tensor1d(m.targets, "int32"),
     masked: m.positions.length,
