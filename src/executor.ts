@@ -8,6 +8,13 @@
  * (the runner's finalizer) and marks their stages cancelled; nothing of theirs enters the store. A stage's
  * scratch folder (`scratch.ts`) is made before each attempt, kept on failure and interruption, and removed
  * once the stage's outs are stored. Its processes are started in `stage-process.ts`.
+ *
+ * A stage that ran and wrote only small files (up to `SMALL_FILE`) hands its outs to its downstream stages as
+ * soon as they are hashed: the downstream's fingerprint needs only their digests. Copying them into the store, its run-cache entry and the removal of
+ * its scratch folder follow while the downstream stages start, so on a chain of small stages that work
+ * overlaps the next stage's process instead of adding to the run. The stage's own status is final only after
+ * that work: if storing fails, it fails (and a default run stops starting stages), though a downstream stage
+ * may already have started from its outs, which are complete and in place.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs"
 import { dirname, join } from "node:path"
@@ -25,6 +32,7 @@ import { effectiveResources, type Slots } from "./slots.js"
 import { passthroughEnv } from "./stage-env.js"
 import { runStageProcesses } from "./stage-process.js"
 import { isSuccess, type StageStatus } from "./status.js"
+import { SMALL_FILE } from "./store-write.js"
 
 /** How to run. */
 export interface ExecuteOptions {
@@ -98,8 +106,9 @@ export const execute = (
     const artifacts = yield* Artifacts
     const events = yield* EventSink
     const order = pipeline.order.filter((n) => opts.selected.has(n))
-    const done = new Map<string, Deferred.Deferred<StageStatus>>()
-    for (const name of order) done.set(name, yield* Deferred.make<StageStatus>())
+    /** each stage's outs are in place and hashed (`ran`), or it ended otherwise (its final status) */
+    const ready = new Map<string, Deferred.Deferred<StageStatus>>()
+    for (const name of order) ready.set(name, yield* Deferred.make<StageStatus>())
     let stoppedBy: string | undefined
     /** folders known to exist, so each is created once per run */
     const made = new Set<string>()
@@ -133,7 +142,12 @@ export const execute = (
       })
 
     /** Remove the outs, run the command (with retries), check and store what it wrote. */
-    const runStage = (stage: Stage, fp: string, deps: ReadonlyArray<{ path: string; digest: string }>) =>
+    const runStage = (
+      stage: Stage,
+      fp: string,
+      deps: ReadonlyArray<{ path: string; digest: string }>,
+      outsReady: Effect.Effect<void>,
+    ) =>
       Effect.gen(function* () {
         const logRel = join("runs", opts.runId, `${stage.name}.log`)
         const logAbs = join(pipeline.root, logRel)
@@ -159,8 +173,9 @@ export const execute = (
             if (attempt === 1) yield* rescue(stage)
             for (const out of stage.outs) yield* artifacts.remove(out)
             for (const out of stage.outs) makeDir(dirname(join(pipeline.root, out)))
+            if (!stage.scratch) return undefined
             // made again for each attempt: the stage's scratch folder is its own, to empty if it likes
-            return yield* Effect.tryPromise({
+            return yield* Effect.try({
               try: () => openScratch(opts.scratchDir, fp, { pipeline: pipeline.file, stage: stage.name }),
               catch: (e) =>
                 ioError("create the scratch folder", join(opts.scratchDir, fp), e) as StoreIOError,
@@ -239,6 +254,13 @@ export const execute = (
           }
           outs.push({ path, ...state })
         }
+        // Small outs go to the downstream stages now, and this fiber stores them once those have had their
+        // turn. Large ones are stored first: copying them is real work, and a store that fills up (the likely
+        // failure with large outs) then fails this stage before anything downstream has used them.
+        if (outs.every((o) => o.kind === "file" && o.size <= SMALL_FILE)) {
+          yield* outsReady
+          yield* Effect.yieldNow()
+        }
         for (const out of outs) yield* artifacts.save(out.path, out)
         yield* artifacts.record({
           fingerprint: fp,
@@ -247,8 +269,10 @@ export const execute = (
           outs,
         })
         // Its outs are in the store: the scratch folder has served. One that cannot be removed is left to gc.
-        if (scratchUsers.get(fp) === 1)
-          yield* Effect.promise(() => removeScratch(opts.scratchDir, fp).catch(() => undefined))
+        if (stage.scratch && scratchUsers.get(fp) === 1)
+          try {
+            removeScratch(opts.scratchDir, fp)
+          } catch {}
         return outcome("ran", "", {
           fingerprint: fp,
           deps,
@@ -261,6 +285,7 @@ export const execute = (
     /** Decide what a stage needs and do it. */
     const decideAndRun = (
       stage: Stage,
+      outsReady: Effect.Effect<void>,
     ): Effect.Effect<
       Outcome,
       StageError | StoreIOError | StoreCorrupt,
@@ -310,7 +335,7 @@ export const execute = (
             line: `[pipeline] ${storeError(restored.left).reason}; running the stage instead`,
           })
         }
-        const result = yield* runStage(stage, fp, deps)
+        const result = yield* runStage(stage, fp, deps, outsReady)
         return result.status === "ran"
           ? { ...result, reason: forced ? "forced" : a.reasons.join("; ") }
           : result
@@ -320,7 +345,7 @@ export const execute = (
       Effect.gen(function* () {
         const stage = pipeline.stages.get(name)!
         const upstream = stage.upstream.filter((u) => opts.selected.has(u))
-        const upstreamStatus = yield* Effect.forEach(upstream, (u) => Deferred.await(done.get(u)!))
+        const upstreamStatus = yield* Effect.forEach(upstream, (u) => Deferred.await(ready.get(u)!))
         const startedAtMs = Date.now()
         const startedAt = new Date(startedAtMs).toISOString()
         const failedIndex = upstreamStatus.findIndex((s) => !isSuccess(s))
@@ -333,7 +358,7 @@ export const execute = (
         } else if (stoppedBy !== undefined && !opts.keepGoing) {
           result = outcome("skipped", `the run stopped starting stages after "${stoppedBy}" failed`)
         } else {
-          result = yield* decideAndRun(stage).pipe(
+          result = yield* decideAndRun(stage, Deferred.succeed(ready.get(name)!, "ran")).pipe(
             Effect.catchAll((e) =>
               Effect.succeed(outcome("failed", e._tag === "StageError" ? e.reason : storeError(e).reason)),
             ),
@@ -348,7 +373,8 @@ export const execute = (
           reason: result.reason,
           durationMs: Date.now() - startedAtMs,
         })
-        yield* Deferred.succeed(done.get(name)!, result.status)
+        // (already `ran` if its outs were handed on early: a failure to store them shows in its result)
+        yield* Deferred.succeed(ready.get(name)!, result.status)
       }).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {

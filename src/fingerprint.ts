@@ -8,7 +8,7 @@
  * included, which gives early cutoff: an upstream rerun that writes identical bytes changes nothing here),
  * its declared `env`, and the versions of the tools that change its results.
  * Out: the stage's name (a rename restores from the cache), `retries`, `retry_delay`, `timeout`,
- * `resources` and `needs`: they change how it runs, not what it produces.
+ * `resources`, `needs` and `scratch`: they change how it runs, not what it produces.
  */
 import { createHash } from "node:crypto"
 import { kinds } from "../stages/registry.js"

@@ -65,6 +65,12 @@ export interface Stage {
   /** first retry waits this long, then doubling */
   readonly retryDelayMs: number
   readonly timeoutMs: number | undefined
+  /**
+   * Whether it gets a scratch folder (`scratch.ts`): every stage kind does, a command stage when it says
+   * `scratch: true`. Off by default for commands: making and removing a folder per stage is a real part of
+   * the cost of a pipeline of many small stages.
+   */
+  readonly scratch: boolean
   /** where the stage's key is in the pipeline file, for run-time messages */
   readonly span: Span
 }

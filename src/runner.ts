@@ -13,7 +13,7 @@
  */
 import { Context, Data, Effect, Layer } from "effect"
 import { endLeftovers } from "./processes.js"
-import { makeSpawnerPool, type SpawnerPool } from "./spawner-client.js"
+import { makeSpawnerPool, type SpawnerPool, type SpawnerProgram } from "./spawner-client.js"
 
 /** What to run. `shell` runs through `/bin/sh -c`, like DVC's `cmd`; `file` runs a program directly. */
 export type ProcessCommand =
@@ -168,12 +168,12 @@ export const runProcess = (pool: SpawnerPool, spec: ProcessSpec): Effect.Effect<
   })
 
 /** The live layer of `StageRunner`: stage processes started by up to `spawners` spawner processes. */
-export const stageRunnerLive = (spawnerEntry: string, spawners: number): Layer.Layer<StageRunner> =>
+export const stageRunnerLive = (program: SpawnerProgram, spawners: number): Layer.Layer<StageRunner> =>
   Layer.scoped(
     StageRunner,
     Effect.map(
       Effect.acquireRelease(
-        Effect.sync(() => makeSpawnerPool(spawnerEntry, spawners)),
+        Effect.sync(() => makeSpawnerPool(program, spawners)),
         (pool) => Effect.promise(() => pool.close()),
       ),
       (pool) => ({ run: (spec: ProcessSpec) => runProcess(pool, spec) }),

@@ -5,17 +5,28 @@
  * stage starts, left in place when the stage fails or is interrupted (the next run resumes from it), and
  * removed once the stage succeeds, when its outs are in the store.
  *
- * Beside each folder, `<fingerprint>.json` names the pipeline and stage that used it last, so `pipeline gc`
- * can tell which folders no run would pick up again (`unusedScratch`).
+ * Who used each folder last (pipeline and stage) is appended to one journal, `owners.jsonl`, the last line
+ * for a fingerprint winning, so `pipeline gc` can tell which folders no run would pick up again
+ * (`unusedScratch`) and compact the journal. One appended line per stage rather than a note file beside each
+ * folder: opening a folder is on the way of every stage, and creating a file costs far more than appending a
+ * line. (Folders made before the journal have a `<fingerprint>.json` note, still read.)
+ *
+ * Opening is synchronous on purpose: a `mkdir` and an append take tens of microseconds, a thread-pool round
+ * trip for each costs more than that, and this sits between one stage's end and the next one's start.
  */
-import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises"
+import { appendFileSync, mkdirSync, rmSync, utimesSync } from "node:fs"
+import { readdir, readFile, rename, stat, writeFile } from "node:fs/promises"
 import { join } from "node:path"
+import { errorCode } from "./fs-util.js"
 import { isDigest } from "./hash.js"
 import type { RunRecord } from "./run-record.js"
 import { isSuccess, type StageStatus } from "./status.js"
 
 /** The folder that holds the scratch folders, in the project's state folder (`.pipeline`). */
 export const scratchRoot = (stateDir: string): string => join(stateDir, "scratch")
+
+/** The journal of who used each scratch folder. */
+const journalOf = (root: string): string => join(root, "owners.jsonl")
 
 /** Which stage of which pipeline used a scratch folder last. */
 export interface ScratchOwner {
@@ -28,23 +39,60 @@ export interface ScratchOwner {
  * Make the scratch folder of fingerprint `fp` under `root`, or keep the one an earlier attempt left, and
  * note who uses it now. Gives its absolute path.
  */
-export const openScratch = async (root: string, fp: string, owner: ScratchOwner): Promise<string> => {
+export const openScratch = (root: string, fp: string, owner: ScratchOwner): string => {
   const dir = join(root, fp)
-  await mkdir(dir, { recursive: true })
-  // its modification time says when it was last used (`gc --older-than`)
-  const now = new Date()
-  await utimes(dir, now, now)
-  await writeFile(join(root, `${fp}.json`), `${JSON.stringify(owner)}\n`)
+  try {
+    mkdirSync(dir)
+  } catch (e) {
+    const code = errorCode(e)
+    if (code === "ENOENT") mkdirSync(dir, { recursive: true })
+    else if (code === "EEXIST") {
+      // its modification time says when it was last used (`gc --older-than`); a new folder's is now already
+      const now = new Date()
+      utimesSync(dir, now, now)
+    } else throw e
+  }
+  appendFileSync(journalOf(root), `${JSON.stringify({ fp, ...owner })}\n`)
   return dir
 }
 
-/** Remove the scratch folder of `fp` and its note. */
-export const removeScratch = async (root: string, fp: string): Promise<void> => {
-  await rm(join(root, fp), { recursive: true, force: true })
-  await rm(join(root, `${fp}.json`), { force: true })
+/** Remove the scratch folder of `fp` (and the note of one made before the journal). */
+export const removeScratch = (root: string, fp: string): void => {
+  rmSync(join(root, fp), { recursive: true, force: true })
+  rmSync(join(root, `${fp}.json`), { force: true })
 }
 
-const ownerOf = async (root: string, fp: string): Promise<ScratchOwner | undefined> => {
+/** The owners the journal names, the last line for a fingerprint winning; unreadable lines are skipped. */
+const readJournal = async (root: string): Promise<Map<string, ScratchOwner>> => {
+  const owners = new Map<string, ScratchOwner>()
+  const text = await readFile(journalOf(root), "utf8").catch(() => "")
+  for (const line of text.split("\n")) {
+    if (line === "") continue
+    try {
+      const v = JSON.parse(line) as Record<string, unknown>
+      if (isDigest(v.fp) && typeof v.pipeline === "string" && typeof v.stage === "string")
+        owners.set(v.fp, { pipeline: v.pipeline, stage: v.stage })
+    } catch {}
+  }
+  return owners
+}
+
+/**
+ * Rewrite the journal with one line for each folder still there (after `gc` removed some). Written whole to
+ * a temp file and renamed, so a crash leaves the old journal or the new one.
+ */
+export const compactScratchJournal = async (root: string): Promise<void> => {
+  const owners = await readJournal(root)
+  if (owners.size === 0) return
+  const present = new Set(await readdir(root).catch(() => [] as string[]))
+  const lines = [...owners].filter(([fp]) => present.has(fp)).map(([fp, o]) => JSON.stringify({ fp, ...o }))
+  const tmp = `${journalOf(root)}.tmp`
+  await writeFile(tmp, lines.map((l) => `${l}\n`).join(""))
+  await rename(tmp, journalOf(root))
+}
+
+/** The owner of a folder made before the journal, from its note. */
+const noteOwner = async (root: string, fp: string): Promise<ScratchOwner | undefined> => {
   try {
     const v = JSON.parse(await readFile(join(root, `${fp}.json`), "utf8")) as Record<string, unknown>
     return typeof v.pipeline === "string" && typeof v.stage === "string"
@@ -83,6 +131,7 @@ export const unusedScratch = async (
   unusedSinceMs?: number,
 ): Promise<ReadonlyArray<string>> => {
   const names = await readdir(root).catch(() => [] as string[])
+  const journal = await readJournal(root)
   const unused: string[] = []
   for (const fp of names.filter(isDigest).sort()) {
     const info = await stat(join(root, fp)).catch(() => undefined)
@@ -91,7 +140,7 @@ export const unusedScratch = async (
       unused.push(fp)
       continue
     }
-    const owner = await ownerOf(root, fp)
+    const owner = journal.get(fp) ?? (await noteOwner(root, fp))
     if (owner === undefined) continue
     if (!pipelineExists(owner.pipeline)) {
       unused.push(fp)

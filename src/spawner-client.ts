@@ -8,10 +8,46 @@
  *
  * A spawner that dies (killed, crashed, could not start) is dropped from the pool; each request it had not
  * finished is told `lost` with the reason, and the next request starts a new spawner.
+ *
+ * Two spawner programs speak the protocol: the native one (`native/spawner.c`, built to `dist/spawner-native`
+ * when the build found a C compiler), which starts processes several times faster, and the Node one
+ * (`dist/spawner.mjs`), used when the native one was not built or `PIPELINE_SPAWNER=node` asks for it.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { accessSync, constants } from "node:fs"
+import { dirname, join } from "node:path"
 import { lineSplitter } from "./line-splitter.js"
-import type { SpawnerMessage, SpawnRequest, StageFd } from "./spawner-protocol.js"
+import { encodeFrame, type SpawnerMessage, type SpawnRequest, type StageFd } from "./spawner-protocol.js"
+
+/** A spawner program: the Node bundle, run by this Node, or the native executable. */
+export interface SpawnerProgram {
+  readonly kind: "node" | "native"
+  readonly path: string
+}
+
+/**
+ * The spawner a run uses: the native one built beside the Node bundle `nodeEntry` when it is there and
+ * `PIPELINE_SPAWNER` (in `env`) is not `node`, else the Node one. `PIPELINE_SPAWNER=native` insists on the
+ * native one (an error if it was not built).
+ */
+export const spawnerProgram = (
+  nodeEntry: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): SpawnerProgram => {
+  const choice = env.PIPELINE_SPAWNER
+  const native = join(dirname(nodeEntry), "spawner-native")
+  if (choice === "node") return { kind: "node", path: nodeEntry }
+  try {
+    accessSync(native, constants.X_OK)
+    return { kind: "native", path: native }
+  } catch {
+    if (choice === "native")
+      throw new Error(
+        `PIPELINE_SPAWNER=native, but ${native} was not built: install a C compiler (cc) and run npm run build`,
+      )
+    return { kind: "node", path: nodeEntry }
+  }
+}
 
 /** What a spawn request is told, in this order: `started`, `line`s, `exited`; or `failed`; or `lost`. */
 export interface SpawnHandlers {
@@ -51,8 +87,13 @@ class Spawner {
   /** resolves once the process is gone and everything it wrote has been read */
   readonly closed: Promise<void>
 
-  constructor(entry: string, onDeath: (s: Spawner) => void) {
-    this.child = spawn(process.execPath, [entry], {
+  constructor(
+    private readonly program: SpawnerProgram,
+    onDeath: (s: Spawner) => void,
+  ) {
+    const [file, args] =
+      program.kind === "node" ? [process.execPath, [program.path]] : [program.path, [] as string[]]
+    this.child = spawn(file, args, {
       stdio: ["pipe", "pipe", "pipe"],
       // Its own process group: a Ctrl-C at the terminal reaches the orchestrator, which then ends the stages
       // itself; a spawner killed by the same keystroke would turn their cancellation into failures.
@@ -110,7 +151,8 @@ class Spawner {
   spawn(request: Omit<SpawnRequest, "id">, handlers: SpawnHandlers): void {
     const id = this.nextId++
     this.inFlight.set(id, handlers)
-    this.child.stdin?.write(`${JSON.stringify({ id, ...request })}\n`)
+    const full = { id, ...request }
+    this.child.stdin?.write(this.program.kind === "node" ? `${JSON.stringify(full)}\n` : encodeFrame(full))
   }
 
   private dispatch(m: SpawnerMessage): void {
@@ -151,10 +193,14 @@ class Spawner {
 }
 
 /**
- * A pool of up to `size` spawners running `entry` (the built `dist/spawner.mjs`), started on demand. `close`
- * kills a spawner that has not exited `closeGraceMs` after its stdin was closed.
+ * A pool of up to `size` spawners running `program`, started on demand. `close` kills a spawner that has not
+ * exited `closeGraceMs` after its stdin was closed.
  */
-export const makeSpawnerPool = (entry: string, size: number, closeGraceMs = CLOSE_GRACE_MS): SpawnerPool => {
+export const makeSpawnerPool = (
+  program: SpawnerProgram,
+  size: number,
+  closeGraceMs = CLOSE_GRACE_MS,
+): SpawnerPool => {
   const live: Spawner[] = []
   const all = new Set<Spawner>()
   const drop = (s: Spawner) => {
@@ -165,7 +211,7 @@ export const makeSpawnerPool = (entry: string, size: number, closeGraceMs = CLOS
     let best: Spawner | undefined
     for (const s of live) if (best === undefined || s.load < best.load) best = s
     if (best !== undefined && (best.load === 0 || live.length >= size)) return best
-    const s = new Spawner(entry, drop)
+    const s = new Spawner(program, drop)
     live.push(s)
     all.add(s)
     return s

@@ -1,10 +1,12 @@
 /**
- * The spawner protocol: what the orchestrator and its spawner process (`spawner.ts`) say to each other,
- * one JSON object per line. The orchestrator writes requests on the spawner's stdin; the spawner answers on
- * its stdout, every message naming the request it belongs to. Per request the spawner sends exactly one
- * `started` (then any number of `line`s, then one `exited`) or exactly one `failed`, in that order.
+ * The spawner protocol: what the orchestrator and its spawner process (`spawner.ts`, or the native one,
+ * `native/spawner.c`) say to each other. The orchestrator writes requests on the spawner's stdin (one JSON
+ * object per line to the Node spawner, `encodeFrame`'s frames to the native one); the spawner answers on its
+ * stdout, one JSON object per line, every message naming the request it belongs to. Per request the spawner
+ * sends exactly one `started` (then any number of `line`s, then one `exited`) or exactly one `failed`, in
+ * that order.
  *
- * Types only: the spawner's bundle stays free of anything the orchestrator loads.
+ * Types and one encoder: the spawner's bundle stays free of anything the orchestrator loads.
  */
 
 /** Start one stage process: a new process group (`setsid`), stdin closed, stdout/stderr/fd 3 piped. */
@@ -39,3 +41,27 @@ export type SpawnerMessage =
     }
   /** the process could not be started (no `started` came before) */
   | { readonly t: "failed"; readonly id: number; readonly message: string }
+
+/**
+ * A request as the native spawner reads it: a decimal byte count and a newline, then that many bytes of
+ * NUL-terminated fields: id, file, the number of args, the args, cwd, the number of environment entries,
+ * the entries as `NAME=value`. (Framed rather than JSON so the C side needs no JSON parser; no field can
+ * hold a NUL, since none could be passed to a process.)
+ */
+export const encodeFrame = (request: SpawnRequest): Buffer => {
+  const env = Object.entries(request.env).map(([k, v]) => `${k}=${v}`)
+  const fields = [
+    String(request.id),
+    request.file,
+    String(request.args.length),
+    ...request.args,
+    request.cwd,
+    String(env.length),
+    ...env,
+  ]
+  for (const f of fields)
+    if (f.includes("\0"))
+      throw new TypeError(`a process argument or variable holds a NUL byte: ${JSON.stringify(f)}`)
+  const body = Buffer.from(`${fields.join("\0")}\0`, "utf8")
+  return Buffer.concat([Buffer.from(`${body.length}\n`, "ascii"), body])
+}

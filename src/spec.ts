@@ -262,6 +262,7 @@ export const loadPipeline = (opts: LoadOptions): Effect.Effect<Pipeline, Pipelin
         resources: s.resources,
         retries: s.retries,
         retryDelayMs: s.retryDelayMs,
+        scratch: s.scratch,
         timeoutMs: s.timeoutMs,
         span: s.span,
       })

@@ -29,8 +29,8 @@ export interface StageContext {
   readonly runId: string
   /** device ids of the GPUs given to this stage (empty: none) */
   readonly gpus: ReadonlyArray<number>
-  /** the stage's scratch folder, absolute */
-  readonly scratch: string
+  /** the stage's scratch folder, absolute, if it has one */
+  readonly scratch: string | undefined
 }
 
 /**
@@ -65,7 +65,7 @@ export const stageEnv = (
   env.PIPELINE_RUN_ID = ctx.runId
   env.PIPELINE_PARAMS = JSON.stringify(stage.params)
   env.PIPELINE_EVENTS_FD = "3"
-  env.PIPELINE_SCRATCH = ctx.scratch
+  if (ctx.scratch !== undefined) env.PIPELINE_SCRATCH = ctx.scratch
   if (ctx.gpus.length > 0) {
     const ids = ctx.gpus.join(",")
     env.PIPELINE_GPUS = ids

@@ -15,8 +15,8 @@ export interface StageAttempt {
   readonly root: string
   readonly runId: string
   readonly fingerprint: string
-  /** its scratch folder, absolute */
-  readonly scratch: string
+  /** its scratch folder, absolute, if it has one */
+  readonly scratch: string | undefined
   /** device ids of the GPUs given to it */
   readonly gpus: ReadonlyArray<number>
   /** the built stage-runner entry point, for stage kinds */

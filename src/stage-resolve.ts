@@ -38,6 +38,7 @@ export interface RawStage {
   readonly retry_delay?: number | string
   readonly timeout?: number | string
   readonly shell_quote?: boolean
+  readonly scratch?: boolean
 }
 
 /** A value together with where it was written. */
@@ -62,6 +63,8 @@ export interface ResolvedStage {
   readonly retries: number
   readonly retryDelayMs: number
   readonly timeoutMs: number | undefined
+  /** whether it gets a scratch folder: every stage kind, and a command that asks for one */
+  readonly scratch: boolean
 }
 
 /** What resolving stages needs from the loader. */
@@ -349,6 +352,7 @@ class Resolver {
           ? DEFAULT_RETRY_DELAY_MS
           : (parseDuration(raw.retry_delay) ?? DEFAULT_RETRY_DELAY_MS),
       timeoutMs: raw.timeout === undefined ? undefined : parseDuration(raw.timeout),
+      scratch: raw.uses !== undefined || raw.scratch === true,
     }
   }
 }

@@ -4,8 +4,7 @@
  * ever visible under `objects/` or `runcache/`). What a killed process left there is removed by the next store
  * opened on the same folder.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
-import { lstat, mkdir, readdir, rm } from "node:fs/promises"
+import { lstat, mkdir, readdir, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { errorCode, ioError, randomSuffix } from "./fs-util.js"
 
@@ -72,19 +71,19 @@ export class TempDir {
    * created when a write finds it missing (the first one, or after something removed it), not checked before
    * every write: this is on the way of every stage that runs.
    */
-  writeSync(data: string | Buffer, mode = 0o666): string {
+  async write(data: string | Buffer, mode = 0o666): Promise<string> {
     const tmp = this.next()
-    const write = () => writeFileSync(tmp, data, { mode, flag: "wx" })
+    const write = () => writeFile(tmp, data, { mode, flag: "wx" })
     try {
       try {
-        write()
+        await write()
       } catch (e) {
         if (errorCode(e) !== "ENOENT") throw e
-        mkdirSync(this.dir, { recursive: true })
-        write()
+        await mkdir(this.dir, { recursive: true })
+        await write()
       }
     } catch (e) {
-      rmSync(tmp, { force: true })
+      await rm(tmp, { force: true }).catch(() => undefined)
       throw e
     }
     return tmp

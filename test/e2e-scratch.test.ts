@@ -1,7 +1,8 @@
 /**
- * End-to-end: every stage's scratch folder, `.pipeline/scratch/<fingerprint>/` in `PIPELINE_SCRATCH` —
- * kept across a failure, a retry and an interruption so the rerun with the same fingerprint resumes from
- * it, removed once the stage succeeds, and collected by `pipeline gc` when no run would resume from it.
+ * End-to-end: a stage's scratch folder (`scratch: true` for a command), `.pipeline/scratch/<fingerprint>/`
+ * in `PIPELINE_SCRATCH` — kept across a failure, a retry and an interruption so the rerun with the same
+ * fingerprint resumes from it, removed once the stage succeeds, and collected by `pipeline gc` when no run
+ * would resume from it. A command that does not ask for one gets none.
  */
 import { readFileSync } from "node:fs"
 import { basename } from "node:path"
@@ -26,7 +27,21 @@ const RESUMING = `stages:
         exit 3
       fi
     outs: [model.txt]
+    scratch: true
 `
+
+/** The owners `.pipeline/scratch/owners.jsonl` names, the last line for a fingerprint winning. */
+const owners = async (p: TempProject): Promise<Record<string, unknown>> => {
+  const text = p.exists(".pipeline/scratch/owners.jsonl")
+    ? await p.read(".pipeline/scratch/owners.jsonl")
+    : ""
+  const byFp: Record<string, unknown> = {}
+  for (const line of text.split("\n").filter((l) => l !== "")) {
+    const { fp, ...owner } = JSON.parse(line) as { fp: string }
+    byFp[fp] = owner
+  }
+  return byFp
+}
 
 describe("a stage's scratch folder", () => {
   it("survives a failure; the rerun finds it at the same place, and success removes it", async () => {
@@ -38,7 +53,7 @@ describe("a stage's scratch folder", () => {
     expect(fp).toMatch(/^[0-9a-f]{64}$/)
     const dir = project.path(`.pipeline/scratch/${fp}`)
     expect(readFileSync(`${dir}/checkpoint`, "utf8")).toBe("step-5\n")
-    expect(JSON.parse(await project.read(`.pipeline/scratch/${fp}.json`))).toEqual({
+    expect((await owners(project))[fp ?? ""]).toEqual({
       pipeline: project.path("pipeline.yaml"),
       stage: "train",
     })
@@ -49,7 +64,20 @@ describe("a stage's scratch folder", () => {
     expect(await project.read("model.txt")).toBe("resumed from step-5\n")
     expect(await project.read("scratch-paths.txt")).toBe(`${dir}\n${dir}\n`)
     expect(project.exists(`.pipeline/scratch/${fp}`)).toBe(false)
-    expect(project.exists(`.pipeline/scratch/${fp}.json`)).toBe(false)
+  })
+
+  it("is not made for a command stage that does not ask for one", async () => {
+    project = await TempProject.create({
+      "pipeline.yaml": `stages:
+  plain:
+    cmd: echo "[\${PIPELINE_SCRATCH-unset}]" > out.txt
+    outs: [out.txt]
+`,
+    })
+    const r = await project.runJson()
+    expect(r.code, r.stderr).toBe(0)
+    expect(await project.read("out.txt")).toBe("[unset]\n")
+    expect(project.exists(".pipeline/scratch")).toBe(false)
   })
 
   it("is kept between the attempts of a stage that retries", async () => {
@@ -75,6 +103,7 @@ describe("a stage's scratch folder", () => {
       echo "$PIPELINE_SCRATCH" > started.txt
       sleep 60 & wait
     outs: [model.txt]
+    scratch: true
 `,
     })
     const p = project
@@ -107,6 +136,7 @@ stages:
   train:
     cmd: echo "lr \${params.lr}" > "$PIPELINE_SCRATCH/checkpoint"; exit 1
     outs: [model.txt]
+    scratch: true
 `,
     })
     const gc = async (...args: string[]) => JSON.parse((await project!.run(["gc", "--json", ...args])).stdout)
@@ -124,7 +154,8 @@ stages:
     expect(project.exists(`.pipeline/scratch/${fp1}`)).toBe(true)
     expect(await gc()).toMatchObject({ removed_scratch_folders: 1 })
     expect(project.exists(`.pipeline/scratch/${fp1}`)).toBe(false)
-    expect(project.exists(`.pipeline/scratch/${fp1}.json`)).toBe(false)
+    // the journal is compacted to the folders still there
+    expect(Object.keys(await owners(project))).toEqual([fp2])
     expect(await project.read(`.pipeline/scratch/${fp2}/checkpoint`)).toBe("lr 2\n")
 
     // --older-than takes every folder not used for that long, resumable or not

@@ -73,20 +73,20 @@ stages:
       seed: 1${train}
 `
 
-/** Whether the train stage has a checkpoint in its scratch folder (each folder's note names its stage). */
+/** Whether the train stage has a checkpoint in its scratch folder (the scratch journal names each folder's stage). */
 const checkpointed = (p: TempProject): boolean => {
   const scratch = p.path(".pipeline/scratch")
-  if (!existsSync(scratch)) return false
-  return readdirSync(scratch)
-    .filter((f) => f.endsWith(".json"))
-    .some((note) => {
-      let owner: { stage?: string } = {}
+  if (!existsSync(`${scratch}/owners.jsonl`)) return false
+  return readFileSync(`${scratch}/owners.jsonl`, "utf8")
+    .split("\n")
+    .some((line) => {
+      let owner: { fp?: string; stage?: string } = {}
       try {
-        owner = JSON.parse(readFileSync(`${scratch}/${note}`, "utf8"))
+        owner = JSON.parse(line)
       } catch {
         return false // being written
       }
-      return owner.stage === "train" && existsSync(`${scratch}/${note.slice(0, -5)}/checkpoints/latest.json`)
+      return owner.stage === "train" && existsSync(`${scratch}/${owner.fp}/checkpoints/latest.json`)
     })
 }
 

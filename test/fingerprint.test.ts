@@ -15,6 +15,7 @@ const base: Stage = {
   retries: 0,
   retryDelayMs: 1000,
   timeoutMs: undefined,
+  scratch: false,
   span: { file: "pipeline.yaml", line: 1, column: 1, endLine: 1, endColumn: 2 },
 }
 const digests = new Map([

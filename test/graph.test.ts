@@ -22,6 +22,7 @@ const pipeline = (
     retries: 0,
     retryDelayMs: 1000,
     timeoutMs: undefined,
+    scratch: false,
     span: { file: "pipeline.yaml", line, column: 3, endLine: line, endColumn: 3 + name.length },
   })
   return {

@@ -2,12 +2,12 @@
  * Scratch folders: which ones `pipeline gc` may remove. The executor's side (made before a stage runs, kept
  * on failure and interruption, removed on success) is tested end to end in e2e-scratch.test.ts.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import type { RunRecord, StageRecord } from "../src/run-record.js"
-import { openScratch, removeScratch, unusedScratch } from "../src/scratch.js"
+import { compactScratchJournal, openScratch, removeScratch, unusedScratch } from "../src/scratch.js"
 import type { StageStatus } from "../src/status.js"
 
 const base = mkdtempSync(join(tmpdir(), "pipeline-scratch-"))
@@ -71,6 +71,9 @@ describe("unusedScratch", () => {
     mkdirSync(join(root, fp("e")))
     // f: a stage no record names (killed before any record had its fingerprint)
     await openScratch(root, fp("f"), { pipeline: "/p/train.yaml", stage: "new" })
+    // g: made before the journal, with a note beside it: an older fingerprint of train
+    mkdirSync(join(root, fp("7")))
+    writeFileSync(join(root, `${fp("7")}.json`), JSON.stringify(train))
     // not scratch folders at all
     mkdirSync(join(root, "not-a-fingerprint"))
     writeFileSync(join(root, fp("9")), "a file")
@@ -86,17 +89,33 @@ describe("unusedScratch", () => {
       record("4", "/p/other.yaml", { train: stageRecord("ran", fp("a")) }),
     ]
     const exists = (file: string) => file !== "/p/gone.yaml"
-    expect(await unusedScratch(root, records, exists)).toEqual([fp("b"), fp("c"), fp("d")])
+    expect(await unusedScratch(root, records, exists)).toEqual([fp("7"), fp("b"), fp("c"), fp("d")])
 
     // --older-than: anything not used since then goes too
     const old = new Date("2025-01-01T00:00:00Z")
     utimesSync(join(root, fp("e")), old, old)
     expect(await unusedScratch(root, records, exists, Date.parse("2025-06-01T00:00:00Z"))).toEqual([
+      fp("7"),
       fp("b"),
       fp("c"),
       fp("d"),
       fp("e"),
     ])
+  })
+
+  it("reads the journal's last line for a folder, and compacts it to the folders still there", async () => {
+    const root = join(base, `r${roots++}`)
+    openScratch(root, fp("a"), { pipeline: "/p/train.yaml", stage: "old-name" })
+    openScratch(root, fp("a"), { pipeline: "/p/train.yaml", stage: "train" })
+    openScratch(root, fp("b"), { pipeline: "/p/train.yaml", stage: "eval" })
+    writeFileSync(join(root, "owners.jsonl"), "not json\n", { flag: "a" }) // a line cut short by a crash
+    const records = [record("1", "/p/train.yaml", { train: stageRecord("ran", fp("a")) })]
+    expect(await unusedScratch(root, records, () => true)).toEqual([fp("a")])
+    removeScratch(root, fp("a"))
+    await compactScratchJournal(root)
+    expect(readFileSync(join(root, "owners.jsonl"), "utf8")).toBe(
+      `${JSON.stringify({ fp: fp("b"), pipeline: "/p/train.yaml", stage: "eval" })}\n`,
+    )
   })
 
   it("finds nothing where there is no scratch folder", async () => {

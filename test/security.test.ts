@@ -257,7 +257,7 @@ describe("the stage environment", () => {
   it("holds only the allow-list, the stage's env and PIPELINE_*, whatever the orchestrator has", async () => {
     project = await TempProject.create({
       "pipeline.yaml":
-        "stages:\n  a:\n    cmd: env -0 > env.bin\n    outs: [env.bin]\n    env: {MINE: 'yes'}\n",
+        "stages:\n  a:\n    cmd: env -0 > env.bin\n    outs: [env.bin]\n    env: {MINE: 'yes'}\n    scratch: true\n",
     })
     const r = await project.run(["run"], {
       SECRET_TOKEN: "hunter2",

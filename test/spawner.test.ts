@@ -3,7 +3,7 @@
  * protocol, kills by process group, and a spawner that dies while stages run. Needs the built bundle
  * (`npm test` builds it first).
  */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -11,11 +11,22 @@ import { Cause, Effect, Exit, Fiber } from "effect"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { lineSplitter } from "../src/line-splitter.js"
 import { type ProcessSpec, runProcess } from "../src/runner.js"
-import { makeSpawnerPool, type SpawnerPool } from "../src/spawner-client.js"
-import type { StageFd } from "../src/spawner-protocol.js"
+import {
+  makeSpawnerPool,
+  type SpawnerPool,
+  type SpawnerProgram,
+  spawnerProgram,
+} from "../src/spawner-client.js"
+import { encodeFrame, type StageFd } from "../src/spawner-protocol.js"
 import { processAlive, repoRoot, TempProject, until } from "./support/project.js"
 
 const entry = join(repoRoot, "dist", "spawner.mjs")
+const native = join(repoRoot, "dist", "spawner-native")
+/** Both spawner programs, where the native one was built (it needs a C compiler; `npm test` builds it). */
+const programs: ReadonlyArray<SpawnerProgram> = [
+  { kind: "node", path: entry },
+  ...(existsSync(native) ? [{ kind: "native", path: native } as const] : []),
+]
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" }
 
 let dir = ""
@@ -79,9 +90,9 @@ describe("line splitting", () => {
   })
 })
 
-describe("the spawner protocol", () => {
+describe.each(programs)("the $kind spawner's protocol", (program) => {
   it("reports start, every line of stdout, stderr and fd 3 in order, then the exit code", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     const seen = await record(
       pool,
       "echo out; echo err >&2; echo '{\"step\": 1}' >&3; printf 'no newline'; exit 3",
@@ -94,7 +105,7 @@ describe("the spawner protocol", () => {
   })
 
   it("relays a flood of output whole and in order, then the exit", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     // Far more than the pipes hold: the spawner pauses the stage's pipes while its own output drains.
     const seen = await record(pool, "seq 1 100000; seq 1 100000 >&2")
     const of = (fd: number) => seen.filter((l) => l.startsWith(`${fd}: `))
@@ -105,14 +116,14 @@ describe("the spawner protocol", () => {
   })
 
   it("reports a process killed by a signal, and one that cannot start", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     expect(await record(pool, "kill -TERM $$")).toEqual(["started", "exited null SIGTERM"])
     const missing = join(dir, "no-such-folder")
     expect(await record(pool, "true", missing)).toEqual([`failed: spawn /bin/sh ENOENT`])
   })
 
   it("uses one spawner for requests one after another, and up to its size for requests at the same time", async () => {
-    pool = makeSpawnerPool(entry, 2)
+    pool = makeSpawnerPool(program, 2)
     await record(pool, "true")
     await record(pool, "true")
     expect(pool.pids()).toHaveLength(1)
@@ -121,7 +132,7 @@ describe("the spawner protocol", () => {
   })
 
   it("exits when its stdin is closed", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     await record(pool, "true")
     const [pid] = pool.pids()
     await pool.close()
@@ -134,7 +145,7 @@ describe("the spawner protocol", () => {
       stuck,
       "process.stdin.resume(); process.stdin.on('end', () => {}); setInterval(() => {}, 1000)\n",
     )
-    pool = makeSpawnerPool(stuck, 1, 50)
+    pool = makeSpawnerPool({ kind: "node", path: stuck }, 1, 50)
     pool.spawn(
       { file: "/bin/true", args: [], cwd: dir, env },
       { started: () => {}, line: () => {}, exited: () => {}, failed: () => {}, lost: () => {} },
@@ -145,9 +156,107 @@ describe("the spawner protocol", () => {
   })
 })
 
-describe("the stage runner", () => {
+describe.each(programs)("what a stage process gets from the $kind spawner", (program) => {
+  it("exactly the given environment, a session of its own, no blocked or ignored signals, fds 0-3", async () => {
+    pool = makeSpawnerPool(program, 1)
+    const seen = await record(
+      pool,
+      // /proc/$$: the shell's own; SigBlk/SigIgn in hex; field 6 of stat is the session id
+      'env | sort; echo "sid=$(cut -d" " -f6 /proc/$$/stat) pid=$$"; ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; read x || echo "stdin: eof"',
+    )
+    const out = seen.filter((l) => l.startsWith("1: ")).map((l) => l.slice(3))
+    expect(
+      out.filter((l) => /^[A-Z_]+=/.test(l) && !l.startsWith("PWD=") && !l.startsWith("SHLVL=")),
+    ).toEqual([`PATH=${env.PATH}`])
+    const ids = /^sid=(\d+) pid=(\d+)$/.exec(out.find((l) => l.startsWith("sid=")) ?? "")
+    expect(ids?.[1]).toBe(ids?.[2])
+    // The signals of the process as started (exec: the shell's own mask changes while it forks).
+    const signals = (await record(pool, 'exec grep -E "^Sig(Blk|Ign)" /proc/self/status')).map((l) =>
+      l.slice(3),
+    )
+    expect(signals).toContain("SigBlk:\t0000000000000000")
+    // No classic signal is ignored. (glibc's posix_spawn leaves its two internal real-time signals, 32 and 33,
+    // ignored in the child, as in every process GNU make starts; programs do not use them.)
+    const ignored = BigInt(`0x${signals.find((l) => l.startsWith("SigIgn:"))?.slice(8) ?? "ff"}`)
+    expect(ignored & 0x7fffffffn).toBe(0n)
+    // 0-3 are the stage's; anything above was inherited from whatever started the test run
+    const fds = (out.find((l) => /^\d+( \d+)* $/.test(l)) ?? "").trim().split(" ").map(Number)
+    expect(fds.slice(0, 4)).toEqual([0, 1, 2, 3])
+    expect(out).toContain("stdin: eof")
+    expect(seen.at(-1)).toBe("exited 0 null")
+  })
+
+  it("relays lines byte for byte: quotes, backslashes, control characters, UTF-8, a line longer than a pipe", async () => {
+    pool = makeSpawnerPool(program, 1)
+    const seen = await record(
+      pool,
+      `printf '%s\\n' '"quoted" \\back\\slash' 'tab\there' '中文 ünïcödé 😀'; printf 'bell\\a.\\n'; head -c 200000 /dev/zero | tr '\\0' x; printf 'a\\rb\\r\\nc'`,
+    )
+    expect(seen.filter((l) => l.startsWith("1: "))).toEqual([
+      '1: "quoted" \\back\\slash',
+      "1: tab\there",
+      "1: 中文 ünïcödé 😀",
+      "1: bell\u0007.",
+      `1: ${"x".repeat(200_000)}a`,
+      "1: b",
+      "1: c",
+    ])
+  })
+
+  it("passes arguments and the working folder as given: spaces, newlines, UTF-8", async () => {
+    pool = makeSpawnerPool(program, 1)
+    const sub = join(dir, "a folder, é")
+    mkdirSync(sub)
+    const seen = await new Promise<ReadonlyArray<string>>((resolve) => {
+      const lines: string[] = []
+      pool?.spawn(
+        {
+          file: "/bin/sh",
+          args: ["-c", 'pwd; printf "[%s]\\n" "$@"', "sh", "one two", "line1\nline2", "ü"],
+          cwd: sub,
+          env,
+        },
+        {
+          started: () => {},
+          line: (_fd, line) => lines.push(line),
+          exited: () => resolve(lines),
+          failed: (m) => resolve([m]),
+          lost: (m) => resolve([m]),
+        },
+      )
+    })
+    expect(seen).toEqual([sub, "[one two]", "[line1", "line2]", "[ü]"])
+  })
+})
+
+describe("choosing the spawner", () => {
+  it("takes the native one when it was built, unless PIPELINE_SPAWNER=node", () => {
+    expect(spawnerProgram(entry, { PIPELINE_SPAWNER: "node" })).toEqual({ kind: "node", path: entry })
+    const elsewhere = join(dir, "spawner.mjs")
+    expect(spawnerProgram(elsewhere, {})).toEqual({ kind: "node", path: elsewhere })
+    expect(() => spawnerProgram(elsewhere, { PIPELINE_SPAWNER: "native" })).toThrow(
+      `PIPELINE_SPAWNER=native, but ${join(dir, "spawner-native")} was not built: install a C compiler (cc) and run npm run build`,
+    )
+    if (existsSync(native)) expect(spawnerProgram(entry, {})).toEqual({ kind: "native", path: native })
+  })
+
+  it("frames requests for the native one: a byte count, then NUL-terminated fields", () => {
+    const frame = encodeFrame({
+      id: 7,
+      file: "/bin/sh",
+      args: ["-c", "echo é\n"],
+      cwd: "/p",
+      env: { A: "1" },
+    })
+    const body = "7\0/bin/sh\x002\0-c\0echo é\n\0/p\x001\0A=1\0"
+    expect(frame.toString("utf8")).toBe(`${Buffer.byteLength(body)}\n${body}`)
+    expect(() => encodeFrame({ id: 1, file: "a\0b", args: [], cwd: "/", env: {} })).toThrow(/NUL byte/)
+  })
+})
+
+describe.each(programs)("the stage runner on the $kind spawner", (program) => {
   it("turns fd 3 JSON objects into events and other lines into a warning", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     const log: string[] = []
     await Effect.runPromise(
       runProcess(pool, spec("echo '{\"loss\": 0.5}' >&3; echo hello; echo nope >&3", log)),
@@ -160,7 +269,7 @@ describe("the stage runner", () => {
   })
 
   it("fails with the exit code or the signal", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     const p = pool
     expect(failureMessage(await Effect.runPromiseExit(runProcess(p, spec("exit 4"))))).toBe(
       "exited with code 4",
@@ -171,7 +280,7 @@ describe("the stage runner", () => {
   })
 
   it("kills the stage's whole process group by its id when interrupted", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     const fiber = Effect.runFork(
       runProcess(pool, spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait")),
     )
@@ -182,13 +291,14 @@ describe("the stage runner", () => {
   })
 
   it("kills what a stage left in the background once it exits", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     await Effect.runPromise(runProcess(pool, spec("sleep 60 & echo $! > child.pid")))
-    expect(processAlive(pidIn("child.pid"))).toBe(false)
+    // Killed before the exit is reported (its end closed the pipes); gone from /proc a moment later.
+    await until(() => !processAlive(pidIn("child.pid")), "the background process to be gone")
   })
 
   it("fails the stages of a spawner that dies, kills their processes, and starts a new spawner after", async () => {
-    pool = makeSpawnerPool(entry, 1)
+    pool = makeSpawnerPool(program, 1)
     const p = pool
     const fiber = Effect.runFork(
       Effect.exit(runProcess(p, spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"))),
@@ -209,7 +319,7 @@ describe("the stage runner", () => {
   })
 
   it("fails clearly when the spawner cannot start", async () => {
-    pool = makeSpawnerPool(join(dir, "missing-spawner.mjs"), 1)
+    pool = makeSpawnerPool({ kind: "node", path: join(dir, "missing-spawner.mjs") }, 1)
     const message = failureMessage(await Effect.runPromiseExit(runProcess(pool, spec("true"))))
     expect(message).toMatch(
       /^the process spawner \(pid \d+\) exited with code 1: .*Cannot find module .*missing-spawner\.mjs.* while the stage ran; its processes were killed$/,
@@ -232,7 +342,7 @@ describe("a run whose spawner dies", () => {
         const stat = readFileSync(`/proc/${name}/stat`, "utf8")
         const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
         const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8")
-        if (ppid === parent && cmdline.includes("spawner.mjs")) return Number(name)
+        if (ppid === parent && /spawner(\.mjs|-native)/.test(cmdline)) return Number(name)
       } catch {}
     }
     return undefined

@@ -102,6 +102,7 @@ stages:
       retries: 0,
       retryDelayMs: 1000,
       timeoutMs: undefined,
+      scratch: false,
       span: { file: "pipeline.yaml", line: 7, column: 3, endLine: 7, endColumn: 10 },
     })
     expect(stage(p, "train")).toEqual({
@@ -120,6 +121,7 @@ stages:
       retries: 2,
       retryDelayMs: 500,
       timeoutMs: 5_400_000,
+      scratch: false,
       span: { file: "pipeline.yaml", line: 12, column: 3, endLine: 12, endColumn: 8 },
     })
   })

@@ -15,7 +15,7 @@ import { readLock } from "../lockfile.js"
 import { projectLock } from "../project-lock.js"
 import type { OutDigest } from "../run-cache.js"
 import { listRunRecords } from "../run-record.js"
-import { removeScratch, scratchRoot, unusedScratch } from "../scratch.js"
+import { compactScratchJournal, removeScratch, scratchRoot, unusedScratch } from "../scratch.js"
 import { Store } from "../store.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, positiveInt, str } from "./options.js"
@@ -147,7 +147,10 @@ export const gc: CommandSpec = {
                 existsSync,
                 olderThanMs === undefined ? undefined : cutoff,
               )
-              if (!dryRun) for (const fp of scratch) await removeScratch(scratchRoot(stateDir), fp)
+              if (!dryRun) {
+                for (const fp of scratch) removeScratch(scratchRoot(stateDir), fp)
+                await compactScratchJournal(scratchRoot(stateDir))
+              }
               return { removed, kept: keep.size, droppedEntries, scratch: scratch.length }
             } finally {
               await store.close()

@@ -7,6 +7,7 @@ import { Effect, Layer } from "effect"
 import pkg from "../../package.json" with { type: "json" }
 import { artifactsLive } from "../artifacts-live.js"
 import { detectGpus } from "../compute/detect.js"
+import { UsageError } from "../errors.js"
 import { EventSink } from "../events.js"
 import { snapshotKeyOf } from "../fast-run.js"
 import { selectStages } from "../graph.js"
@@ -16,6 +17,7 @@ import { planPipeline } from "../plan.js"
 import { textReporter } from "../reporters/text.js"
 import { type RunOutcome, runPipeline } from "../run.js"
 import { stageRunnerLive } from "../runner.js"
+import { spawnerProgram } from "../spawner-client.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, positiveInt, setOption, strs } from "./options.js"
 import { withProject } from "./project.js"
@@ -74,6 +76,14 @@ export const run: CommandSpec = {
     withProject(values, positionals, ctx, ({ pipeline, stateDir, storeDir, parseCache }) =>
       Effect.gen(function* () {
         const jobs = yield* positiveInt(values, "jobs", availableParallelism())
+        const spawner = yield* Effect.try({
+          try: () => spawnerProgram(ctx.spawner, ctx.env),
+          catch: (e) =>
+            new UsageError({
+              message: (e as Error).message,
+              hint: "Unset PIPELINE_SPAWNER to use the Node spawner.",
+            }),
+        })
         const gpus = yield* positiveInt(values, "gpus", detectGpus(ctx.env).count, 0)
         const selected = yield* selectStages(pipeline, {
           only: strs(values, "only"),
@@ -119,7 +129,7 @@ export const run: CommandSpec = {
           Effect.provide(
             Layer.mergeAll(
               artifacts,
-              stageRunnerLive(ctx.spawner, spawnersFor(jobs)),
+              stageRunnerLive(spawner, spawnersFor(jobs)),
               Layer.succeed(EventSink, { emit: report }),
             ),
           ),
