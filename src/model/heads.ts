@@ -5,9 +5,9 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { type BertModel, param } from "./bert.js"
+import { dropoutFor } from "./dropout.js"
 import {
   activation,
-  dropoutFor,
   type EncoderInput,
   encode,
   type ForwardOptions,

@@ -38,7 +38,8 @@ export {
   type HiddenAct,
   readHfConfig,
 } from "./config.js"
-export { dropoutMask, type EncoderInput, encode, type ForwardOptions, gatherRows, pool } from "./encoder.js"
+export { dropoutMask, dropoutMaskRows } from "./dropout.js"
+export { type EncoderInput, encode, type ForwardOptions, gatherRows, pool } from "./encoder.js"
 export * from "./errors.js"
 export {
   type ClassificationBatch,
