@@ -210,7 +210,7 @@ describe("two workers' gradients are the whole batch's", () => {
         inputIds: grid(inputIds),
         attentionMask: grid(attentionMask),
         tokenTypeIds: grid(tokenTypeIds),
-        positions: tf.tensor1d(positions, "int32"),
+        positions,
         targets: tf.tensor1d(targets, "int32"),
       }),
     )

@@ -1,7 +1,8 @@
 /**
- * Seeded dropout. The masks are made in JavaScript on every backend, so a seed gives the same masks everywhere,
- * and they can be drawn for any rows of a tensor without drawing the rest: the encoder's last block, which
- * computes only the rows a head reads (encoder.ts), applies exactly the mask rows the full computation would.
+ * Seeded dropout. The masks are made in JavaScript on every backend, so a seed gives the same masks
+ * everywhere, and they can be drawn for any rows of a tensor without drawing the rest: the encoder's last
+ * block, which computes only the rows a head reads (encoder.ts), applies exactly the mask rows the full
+ * computation would.
  */
 import * as tf from "@tensorflow/tfjs"
 
