@@ -127,7 +127,7 @@ const trainRow = (backend, size) => {
   for (let i = 0; i < batch * seq; i++) if (rand(100) < 15) positions.push(i)
   const mlmBatch = {
     inputIds: ids,
-    positions: tf.tensor1d(positions, "int32"),
+    positions: Int32Array.from(positions),
     targets: tf.tensor1d(
       positions.map(() => rand(vocab)),
       "int32",
@@ -153,7 +153,7 @@ const trainRow = (backend, size) => {
   // The wasm heap never shrinks: its size after the steps is the peak the allocator needed.
   const heap =
     tf.backend().wasm === undefined ? "-" : `${Math.round(tf.backend().wasm.HEAPU8.length / 2 ** 20)}`
-  tf.dispose([ids, labels, mlmBatch.positions, mlmBatch.targets])
+  tf.dispose([ids, labels, mlmBatch.targets])
   optimizer.dispose()
   model.disposeBert(m)
   const exs = (ms) => ((batch * 1000) / ms).toFixed(1)

@@ -7,19 +7,24 @@
 // feed-forward 512, vocabulary 8000), sequence 128, batch 32, random tokens. Configurations:
 //   wasm 1 thread        TensorFlow.js wasm + the project's kernels and heap cache, in this process
 //   wasm data-parallel   the same in N worker threads, the batch split between them (src/parallel/)
+//   ..., all rows        the same two with the encoder's last block computed for every token (allRows), as
+//                        PyTorch's step computes it; by default the last block computes only the [CLS] rows
+//                        the classifier reads (src/model/encoder.ts, encodeRows), which gives the same loss
+//                        and gradients with less arithmetic. --no-all-rows leaves these two out.
 //   torch 1 thread       Debian's python3-torch, torch.set_num_threads(1)
 //   torch 2 threads      OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE (the default spin-wait collapses when the
 //                        two cores are shared with other work)
 // Each is timed in rounds, the configurations taking turns, so that load from other work falls on all of them.
 // A round prints its median step after warm-up; the summary takes each configuration's fastest step over all
 // rounds (other work only ever adds time, so the fastest step is the closest to an idle machine), with the
-// medians beside. The ratio is wasm data-parallel against the faster PyTorch configuration. CPU time per step (all threads) is
+// medians beside. The ratio is wasm data-parallel against the faster PyTorch configuration, for the
+// restricted last block and, like for like, for the full one. CPU time per step (all threads) is
 // printed beside: where other sessions keep the cores busy, Linux's autogroup scheduling shares the CPU between
 // sessions, not threads, so two workers or two threads then get no more CPU than one, and only an idle machine
 // shows what the second core buys.
 //
 // Usage: node bench/throughput.mjs [--rounds 2] [--steps 5] [--warmup 2] [--workers 2] [--batch 32]
-//          [--seq 128] [--python /usr/bin/python3] [--only parity|throughput] [--torch-spin]
+//          [--seq 128] [--python /usr/bin/python3] [--only parity|throughput] [--torch-spin] [--no-all-rows]
 //   --torch-spin adds torch with two threads and OpenMP's default (spinning) wait policy.
 //
 // esbuild bundles the sources (and the data-parallel worker) into a temp folder first: no build needed.
@@ -33,6 +38,7 @@ import { build } from "esbuild"
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     rounds: { type: "string", default: "2" },
     steps: { type: "string", default: "5" },
@@ -43,6 +49,7 @@ const { values } = parseArgs({
     python: { type: "string", default: "/usr/bin/python3" },
     only: { type: "string" },
     "torch-spin": { type: "boolean", default: false },
+    "all-rows": { type: "boolean", default: true },
   },
 })
 const rounds = Number(values.rounds)
@@ -173,7 +180,7 @@ const timeSteps = async (step) => {
   return { times, cpuTimes }
 }
 
-const wasmInProcess = async () => {
+const wasmInProcess = (allRows) => async () => {
   const started = await lib.startWasm(tf)
   if (!started.ok) throw new Error(started.reason)
   const model = lib.createBert(config, { seed: 1 })
@@ -185,7 +192,7 @@ const wasmInProcess = async () => {
   const vars = lib.trainableVariables(model)
   const timed = await timeSteps((i) => {
     const loss = optimizer.minimize(
-      () => lib.classificationLoss(model, input, { dropoutSeed: i }),
+      () => lib.classificationLoss(model, input, { dropoutSeed: i, allRows }),
       true,
       vars,
     )
@@ -198,9 +205,10 @@ const wasmInProcess = async () => {
   return timed
 }
 
-const wasmParallel = async () => {
+const wasmParallel = (allRows) => async () => {
   const trainer = await lib.createDataParallelTrainer({
     workers,
+    allRows,
     config,
     seed: 1,
     lossKind: "classification",
@@ -244,9 +252,20 @@ const torchRun = (threads, env) => () =>
     ),
   )
 
+const allRows = values["all-rows"]
 const configs = [
-  { name: "wasm 1 thread", run: wasmInProcess, kind: "wasm" },
-  { name: `wasm data-parallel, ${workers} workers`, run: wasmParallel, kind: "parallel" },
+  { name: "wasm 1 thread", run: wasmInProcess(false), kind: "wasm" },
+  ...(allRows ? [{ name: "wasm 1 thread, all rows", run: wasmInProcess(true), kind: "wasm all rows" }] : []),
+  { name: `wasm data-parallel, ${workers} workers`, run: wasmParallel(false), kind: "parallel" },
+  ...(allRows
+    ? [
+        {
+          name: `wasm data-parallel, ${workers} workers, all rows`,
+          run: wasmParallel(true),
+          kind: "parallel all rows",
+        },
+      ]
+    : []),
   ...(torch === undefined
     ? []
     : [
@@ -273,7 +292,7 @@ for (let round = 1; round <= rounds; round++) {
     acc.cpuTimes.push(...cpuTimes)
     const ms = median(times)
     console.log(
-      `  round ${round}  ${c.name.padEnd(30)} ${exs(ms).toFixed(1).padStart(6)} ex/s  ` +
+      `  round ${round}  ${c.name.padEnd(40)} ${exs(ms).toFixed(1).padStart(6)} ex/s  ` +
         `(${ms.toFixed(0)} ms/step, CPU ${median(cpuTimes).toFixed(0)} ms, load ${load()})${note === undefined ? "" : `  ${note}`}`,
     )
   }
@@ -285,7 +304,7 @@ for (const [name, { kind, times, cpuTimes }] of all) {
   const i = times.indexOf(Math.min(...times))
   summary.set(name, { kind, best: times[i], median: median(times) })
   console.log(
-    `  ${name.padEnd(30)} ${exs(times[i]).toFixed(1).padStart(6)} ex/s (${times[i].toFixed(0)} ms, CPU ${cpuTimes[i].toFixed(0)} ms)` +
+    `  ${name.padEnd(40)} ${exs(times[i]).toFixed(1).padStart(6)} ex/s (${times[i].toFixed(0)} ms, CPU ${cpuTimes[i].toFixed(0)} ms)` +
       `; median ${exs(median(times)).toFixed(1)} ex/s`,
   )
 }
@@ -298,4 +317,10 @@ if (torchBest !== undefined) {
     `\nratio to the faster PyTorch (${torchBest[0]}), fastest steps: wasm data-parallel ${ratio("parallel", "best")}x, ` +
       `wasm 1 thread ${ratio("wasm", "best")}x; medians: ${ratio("parallel", "median")}x, ${ratio("wasm", "median")}x`,
   )
+  if (allRows)
+    console.log(
+      `  with the last block on all rows, as PyTorch computes it, fastest steps: wasm data-parallel ` +
+        `${ratio("parallel all rows", "best")}x, wasm 1 thread ${ratio("wasm all rows", "best")}x; medians: ` +
+        `${ratio("parallel all rows", "median")}x, ${ratio("wasm all rows", "median")}x`,
+    )
 }

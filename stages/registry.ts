@@ -114,7 +114,7 @@ const tokenize: KindDefinition = {
 const pretrain: KindDefinition = {
   kind: "pretrain",
   compute: true,
-  version: "1",
+  version: "2",
   description:
     "Masked-LM pretraining of a BERT-style encoder on a tokenized general corpus, or a local Hugging Face checkpoint loaded (`from`) and optionally trained further.",
   schema: pretrainSchema,
@@ -137,7 +137,7 @@ const freeze: KindDefinition = {
 const train: KindDefinition = {
   kind: "train",
   compute: true,
-  version: "1",
+  version: "2",
   description:
     "Fine-tunes a pretrained encoder with a classification head: AdamW, learning-rate schedule with warmup, clipping, seeded shuffling, early stopping, per-epoch checkpoints with resume, L2-SP and replay.",
   schema: trainSchema,
@@ -154,7 +154,7 @@ const train: KindDefinition = {
 const evaluate: KindDefinition = {
   kind: "evaluate",
   compute: true,
-  version: "1",
+  version: "2",
   description:
     "Scores classification models on the same split (accuracy, macro precision/recall/F1, confusion matrix, loss) beside a bag-of-words logistic-regression baseline, and lists the examples where they disagree.",
   schema: evaluateSchema,
@@ -171,7 +171,7 @@ const evaluate: KindDefinition = {
 const forgettingCheck: KindDefinition = {
   kind: "forgetting-check",
   compute: true,
-  version: "1",
+  version: "2",
   description:
     "Scores a model before and after fine-tuning on the same masked general text (masked-LM loss, perplexity, accuracy) and fails when the chosen measure dropped by more than max_drop.",
   schema: forgettingCheckSchema,

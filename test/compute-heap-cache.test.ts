@@ -174,8 +174,9 @@ describe("on the wasm backend", () => {
     step(3)
     const after = cache.stats()
     expect(after.misses - before.misses).toBe(0)
-    // Attention maps, activations and their gradients: well over a hundred large blocks per step.
-    expect(after.hits - before.hits).toBeGreaterThan(100)
+    // Embeddings, keys, values, attention maps and their gradients: dozens of large blocks per step (85 with
+    // the last block computing only the first tokens' rows; over a hundred when it computed every row).
+    expect(after.hits - before.hits).toBeGreaterThan(50)
     expect(backend.wasm.HEAPU8.length).toBe(heap)
     tf.dispose([ids, labels])
     optimizer.dispose()

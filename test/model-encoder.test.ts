@@ -12,6 +12,7 @@ import {
   crossEntropy,
   disposeBert,
   dropoutMask,
+  dropoutMaskRows,
   encode,
   maskedTargets,
   mlmLogits,
@@ -323,6 +324,16 @@ describe("dropout masks", () => {
     expect(new Set(mask)).toEqual(new Set([0, Math.fround(1 / 0.75)]))
     expect(dropoutMask(1000, 0.25, "3:layer.0.output")).toEqual(mask.subarray(0, 1000))
     expect(dropoutMask(1000, 0.25, "4:layer.0.output")).not.toEqual(mask.subarray(0, 1000))
+  })
+
+  it("draw any rows of a mask, in any order and repeated, equal to the full mask's rows", () => {
+    const full = dropoutMask(64 * 1000, 0.1, "5:layer.1.attention.probs")
+    const rows = Int32Array.from([999, 0, 17, 17, 500])
+    const part = dropoutMaskRows(rows, 64, 0.1, "5:layer.1.attention.probs")
+    expect(part.length).toBe(5 * 64)
+    for (const [i, r] of rows.entries())
+      expect(part.subarray(i * 64, (i + 1) * 64)).toEqual(full.subarray(r * 64, (r + 1) * 64))
+    expect(dropoutMaskRows(new Int32Array(0), 64, 0.1, "5:x")).toEqual(new Float32Array(0))
   })
 })
 

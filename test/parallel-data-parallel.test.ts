@@ -210,7 +210,7 @@ describe("two workers' gradients are the whole batch's", () => {
         inputIds: grid(inputIds),
         attentionMask: grid(attentionMask),
         tokenTypeIds: grid(tokenTypeIds),
-        positions: tf.tensor1d(positions, "int32"),
+        positions,
         targets: tf.tensor1d(targets, "int32"),
       }),
     )
@@ -219,6 +219,26 @@ describe("two workers' gradients are the whole batch's", () => {
     expect(Math.abs(got.loss - want.loss)).toBeLessThan(1e-5)
     expect(got.grads.size).toBe(model.params.size - 2 - 2)
     for (const [name, err] of gradErrors(got.grads, want.grads)) expect(err, name).toBeLessThan(TOLERANCE)
+  })
+  it("with allRows (the full last block), the same masked-LM gradients with dropout on", async () => {
+    const full = await createDataParallelTrainer({
+      workers: 2,
+      config,
+      seed: 3,
+      lossKind: "mlm",
+      optimizer: { kind: "adam", learningRate: 1e-3 },
+      allRows: true,
+    })
+    try {
+      const [got, want] = await Promise.all([
+        masked.gradients(mlmBatch, { dropoutSeed: 7 }),
+        full.gradients(mlmBatch, { dropoutSeed: 7 }),
+      ])
+      expect(Math.abs(got.loss - want.loss)).toBeLessThan(1e-6)
+      for (const [name, err] of gradErrors(got.grads, want.grads)) expect(err, name).toBeLessThan(TOLERANCE)
+    } finally {
+      await full.close()
+    }
   })
 })
 

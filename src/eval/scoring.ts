@@ -10,11 +10,10 @@ import * as tf from "@tensorflow/tfjs"
 import type { SplitArrays } from "../../stages/tokenize-format.js"
 import {
   type BertModel,
-  classifierLogits,
+  classificationLogits,
   crossEntropy,
   type EncoderInput,
-  encode,
-  mlmLogits,
+  maskedLmLogits,
 } from "../model/index.js"
 import { type Batch, batchIndices, batchOf } from "../train/batches.js"
 import { type MaskedBatch, type MaskingVocab, maskBatch } from "../train/masking.js"
@@ -49,8 +48,7 @@ export const classifierLogProbs = async (
   for (const indices of batchIndices(longestFirst(split, all), options.batchSize)) {
     const b = batchOf(split, indices, options.padId)
     const logProbs = tf.tidy(() => {
-      const input = inputOf(b)
-      return tf.logSoftmax(classifierLogits(model, encode(model, input), {}, input.attentionMask))
+      return tf.logSoftmax(classificationLogits(model, inputOf(b)))
     })
     const values = await logProbs.data()
     logProbs.dispose()
@@ -114,8 +112,7 @@ export const scoreMaskedLm = async (
     rows += batch.rows
     if (m > 0) {
       const [loss, hits] = tf.tidy(() => {
-        const sequence = encode(model, inputOf(batch, masked.inputIds))
-        const logits = mlmLogits(model, sequence, tf.tensor1d(masked.positions, "int32"))
+        const logits = maskedLmLogits(model, inputOf(batch, masked.inputIds), masked.positions)
         const targets = tf.tensor1d(masked.targets, "int32")
         const hit = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), targets), "int32"))
         return [crossEntropy(logits, targets), hit]

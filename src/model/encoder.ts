@@ -12,6 +12,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { type BertModel, param } from "./bert.js"
 import type { HiddenAct } from "./config.js"
+import { type Dropout, dropoutFor } from "./dropout.js"
 
 /** One batch of token ids, `[batch, seq]`, int32. */
 export interface EncoderInput {
@@ -29,6 +30,11 @@ export interface ForwardOptions {
    * step (e.g. base seed + step). Left out, dropout is off (evaluation).
    */
   readonly dropoutSeed?: number
+  /**
+   * Has `encodeRows` compute the last block for every token, then pick the rows: the same numbers up to float
+   * rounding, with more arithmetic. For like-for-like comparisons (bench/throughput.mjs) and tests.
+   */
+  readonly allRows?: boolean
 }
 
 /** float32's most negative value: what Transformers adds to the scores of masked-out keys. */
@@ -122,42 +128,6 @@ export const activation = (act: HiddenAct, x: tf.Tensor): tf.Tensor => {
   }
 }
 
-/** A dropout that is off without a seed and otherwise draws its mask from (seed, site). */
-export type Dropout = <T extends tf.Tensor>(x: T, rate: number, site: string) => T
-
-/**
- * An inverted-dropout mask: each of `size` entries is 0 with probability `rate`, else 1 / (1 - rate), drawn
- * from a mulberry32 stream seeded by an FNV-1a hash of `key`. It replaces `tf.dropout`, whose
- * `tf.randomUniform` runs a seedrandom generator per element in JavaScript and then three more ops: a 2-layer
- * encoder at batch 32, seq 128 draws 6.5 million a step, about a sixth of the step, and this takes half the
- * time. The masks are made in JavaScript on every backend, so a seed gives the same masks everywhere.
- */
-export const dropoutMask = (size: number, rate: number, key: string): Float32Array => {
-  let s = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) s = Math.imul(s ^ key.charCodeAt(i), 0x01000193)
-  const keepBelow = (1 - rate) * 2 ** 32
-  const scale = Math.fround(1 / (1 - rate))
-  const mask = new Float32Array(size)
-  for (let i = 0; i < size; i++) {
-    s = (s + 0x6d2b79f5) | 0
-    let t = Math.imul(s ^ (s >>> 15), 1 | s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    if ((t ^ (t >>> 14)) >>> 0 < keepBelow) mask[i] = scale
-  }
-  return mask
-}
-
-/** The dropout for a forward pass. */
-export const dropoutFor =
-  (options: ForwardOptions): Dropout =>
-  (x, rate, site) =>
-    options.dropoutSeed === undefined || rate === 0
-      ? x
-      : (tf.mul(
-          x,
-          tf.tensor(dropoutMask(x.size, rate, `${options.dropoutSeed}:${site}`), x.shape),
-        ) as typeof x)
-
 /** Token, position and token-type embeddings, summed and normalised: [batch * seq, hidden]. */
 const embed = (model: BertModel, input: EncoderInput, dropout: Dropout): tf.Tensor2D => {
   const c = model.config
@@ -181,7 +151,60 @@ const embed = (model: BertModel, input: EncoderInput, dropout: Dropout): tf.Tens
   return dropout(normed, c.hidden_dropout_prob, "embeddings").reshape([batch * seq, d])
 }
 
-/** One transformer block on [batch * seq, hidden]. `maskBias` is [batch, 1, 1, seq] or undefined. */
+/**
+ * The rows a block computes queries for, when not every token: the requested rows, and the same rows laid out
+ * for batched attention, each sequence's own in `perSequence` query slots (the most any sequence has), the
+ * spare slots filled with the sequence's first token, whose results nothing reads.
+ */
+interface QueryRows {
+  /** flat rows `b * seq + t`, in the order the block returns them */
+  readonly rows: Int32Array
+  readonly perSequence: number
+  /** the slots' flat rows, `[batch * perSequence]`, sequence by sequence */
+  readonly slots: Int32Array
+  /** for each requested row, its slot; undefined when the slots are the rows in their order */
+  readonly pick: Int32Array | undefined
+  /** the slots' rows in the full attention probabilities `[batch, heads, seq, seq]`, as rows of length seq */
+  readonly probRows: Int32Array
+}
+
+const queryRows = (rows: Int32Array, batch: number, seq: number, heads: number): QueryRows => {
+  const counts = new Int32Array(batch)
+  for (const r of rows) {
+    if (r < 0 || r >= batch * seq)
+      throw new RangeError(`row ${r} is outside the batch's ${batch} x ${seq} = ${batch * seq} tokens`)
+    counts[Math.floor(r / seq)]! += 1
+  }
+  const perSequence = counts.reduce((a, b) => Math.max(a, b), 0)
+  const slots = new Int32Array(batch * perSequence)
+  for (let b = 0; b < batch; b++) slots.fill(b * seq, b * perSequence, (b + 1) * perSequence)
+  const filled = new Int32Array(batch)
+  const pick = new Int32Array(rows.length)
+  let inOrder = rows.length === slots.length
+  for (const [i, r] of rows.entries()) {
+    const b = Math.floor(r / seq)
+    const slot = b * perSequence + filled[b]!
+    filled[b]! += 1
+    slots[slot] = r
+    pick[i] = slot
+    if (slot !== i) inOrder = false
+  }
+  const probRows = new Int32Array(batch * heads * perSequence)
+  for (let b = 0; b < batch; b++)
+    for (let h = 0; h < heads; h++)
+      for (let s = 0; s < perSequence; s++)
+        probRows[(b * heads + h) * perSequence + s] =
+          (b * heads + h) * seq + slots[b * perSequence + s]! - b * seq
+  return { rows, perSequence, slots, pick: inOrder ? undefined : pick, probRows }
+}
+
+/**
+ * One transformer block on [batch * seq, hidden]. `maskBias` is [batch, 1, 1, seq] or undefined. With
+ * `queries` it computes only those rows, [rows, hidden]: keys and values still come from every token, but the
+ * queries, the attention, its output and the feed-forward only from those rows. A row's output depends on
+ * the other tokens only through the keys and values, so these rows come out as the full block computes them;
+ * dropout applies the full computation's mask rows.
+ */
 const block = (
   model: BertModel,
   i: number,
@@ -189,6 +212,7 @@ const block = (
   shape: { batch: number; seq: number },
   maskBias: tf.Tensor | undefined,
   dropout: Dropout,
+  queries?: QueryRows,
 ): tf.Tensor2D => {
   const c = model.config
   const { batch, seq } = shape
@@ -196,29 +220,40 @@ const block = (
   const d = c.hidden_size
   const dh = d / heads
   const p = (n: string) => param(model, `bert.encoder.layer.${i}.${n}`)
-  const project = (n: string) =>
-    linear(x, p(`attention.self.${n}.weight`), p(`attention.self.${n}.bias`))
-      .reshape([batch, seq, heads, dh])
+  const project = (n: string, from: tf.Tensor2D, length: number) =>
+    linear(from, p(`attention.self.${n}.weight`), p(`attention.self.${n}.bias`))
+      .reshape([batch, length, heads, dh])
       .transpose([0, 2, 1, 3])
+  const xq = queries === undefined ? x : gatherRows(x, tf.tensor1d(queries.slots, "int32"))
+  const length = queries?.perSequence ?? seq
   // Scaling q rather than the scores saves a [batch, heads, seq, seq] tensor (and its gradient); for
   // BERT's head size of 64 the factor 1/8 is exact, so the result is the same bit for bit.
-  const q = tf.mul(project("query"), 1 / Math.sqrt(dh))
-  const k = project("key")
-  const v = project("value")
+  const q = tf.mul(project("query", xq, length), 1 / Math.sqrt(dh))
+  const k = project("key", x, seq)
+  const v = project("value", x, seq)
   let scores = tf.matMul(q, k, false, true)
   if (maskBias !== undefined) scores = tf.add(scores, maskBias)
-  const probs = dropout(tf.softmax(scores), c.attention_probs_dropout_prob, `layer.${i}.attention.probs`)
+  const probs = dropout(
+    tf.softmax(scores),
+    c.attention_probs_dropout_prob,
+    `layer.${i}.attention.probs`,
+    queries?.probRows,
+  )
   const context = tf
     .matMul(probs, v)
     .transpose([0, 2, 1, 3])
-    .reshape([batch * seq, d]) as tf.Tensor2D
+    .reshape([batch * length, d]) as tf.Tensor2D
+  // From here on every row is on its own: keep only the requested ones.
+  const picked = (t: tf.Tensor2D) =>
+    queries?.pick === undefined ? t : gatherRows(t, tf.tensor1d(queries.pick, "int32"))
   const attended = dropout(
-    linear(context, p("attention.output.dense.weight"), p("attention.output.dense.bias")),
+    linear(picked(context), p("attention.output.dense.weight"), p("attention.output.dense.bias")),
     c.hidden_dropout_prob,
     `layer.${i}.attention.output`,
+    queries?.rows,
   )
   const h = layerNorm(
-    tf.add(attended, x),
+    tf.add(attended, picked(xq)),
     p("attention.output.LayerNorm.weight"),
     p("attention.output.LayerNorm.bias"),
     c.layer_norm_eps,
@@ -231,6 +266,7 @@ const block = (
     linear(inner as tf.Tensor2D, p("output.dense.weight"), p("output.dense.bias")),
     c.hidden_dropout_prob,
     `layer.${i}.output`,
+    queries?.rows,
   )
   return layerNorm(
     tf.add(out, h),
@@ -240,21 +276,59 @@ const block = (
   ) as tf.Tensor2D
 }
 
+/** The hidden states after the last block: [batch * seq, hidden], or with `queries` just those rows. */
+const hidden = (
+  model: BertModel,
+  input: EncoderInput,
+  options: ForwardOptions,
+  queries?: QueryRows,
+): tf.Tensor2D => {
+  const [batch, seq] = input.inputIds.shape
+  const dropout = dropoutFor(options)
+  const maskBias =
+    input.attentionMask === undefined
+      ? undefined
+      : tf.mul(tf.sub(1, input.attentionMask.toFloat()), MASKED_SCORE).reshape([batch, 1, 1, seq])
+  const layers = model.config.num_hidden_layers
+  let x = embed(model, input, dropout)
+  for (let i = 0; i < layers; i++) {
+    x = block(model, i, x, { batch, seq }, maskBias, dropout, i === layers - 1 ? queries : undefined)
+  }
+  return queries !== undefined && layers === 0 ? gatherRows(x, tf.tensor1d(queries.rows, "int32")) : x
+}
+
 /** The encoder's last hidden states, [batch, seq, hidden]. */
 export const encode = (model: BertModel, input: EncoderInput, options: ForwardOptions = {}): tf.Tensor3D =>
   tf.tidy(() => {
     const [batch, seq] = input.inputIds.shape
-    const dropout = dropoutFor(options)
-    const maskBias =
-      input.attentionMask === undefined
-        ? undefined
-        : tf.mul(tf.sub(1, input.attentionMask.toFloat()), MASKED_SCORE).reshape([batch, 1, 1, seq])
-    let x = embed(model, input, dropout)
-    for (let i = 0; i < model.config.num_hidden_layers; i++) {
-      x = block(model, i, x, { batch, seq }, maskBias, dropout)
-    }
-    return x.reshape([batch, seq, model.config.hidden_size])
+    return hidden(model, input, options).reshape([batch, seq, model.config.hidden_size])
   })
+
+/**
+ * The encoder's last hidden states at the flat positions `rows` (`b * seq + t`, any order, repeats allowed):
+ * `[rows.length, hidden]`, what `encode` gives at those rows. Every block but the last runs in full; the last
+ * computes keys and values for every token and everything else (queries, attention, feed-forward) only for
+ * these rows: a head that reads a few rows (the first token, masked positions) skips most of the last block.
+ * With `allRows` the last block runs in full and the rows are picked after.
+ */
+export const encodeRows = (
+  model: BertModel,
+  input: EncoderInput,
+  rows: Int32Array,
+  options: ForwardOptions = {},
+): tf.Tensor2D =>
+  tf.tidy(() => {
+    const [batch, seq] = input.inputIds.shape
+    // Laid out (and checked) either way, so that a bad row fails the same with `allRows`.
+    const queries = queryRows(rows, batch, seq, model.config.num_attention_heads)
+    return options.allRows === true
+      ? gatherRows(hidden(model, input, options), tf.tensor1d(rows, "int32"))
+      : hidden(model, input, options, queries)
+  })
+
+/** The pooler's dense layer and tanh on the states it pools, [batch, hidden]. */
+export const pooler = (model: BertModel, x: tf.Tensor2D): tf.Tensor2D =>
+  tf.tanh(linear(x, param(model, "bert.pooler.dense.weight"), param(model, "bert.pooler.dense.bias")))
 
 /**
  * The pooler: tanh(dense(x)), [batch, hidden], where x is the first token's hidden state (BERT), or with
@@ -269,7 +343,5 @@ export const pool = (model: BertModel, sequence: tf.Tensor3D, attentionMask?: tf
       const weights = (attentionMask?.toFloat() ?? tf.ones([batch, seq])).reshape([batch, seq, 1])
       x = tf.div(tf.sum(tf.mul(sequence, weights), 1), tf.maximum(tf.sum(weights, 1), 1)) as tf.Tensor2D
     } else x = tf.slice(sequence, [0, 0, 0], [batch, 1, d]).reshape([batch, d]) as tf.Tensor2D
-    return tf.tanh(
-      linear(x, param(model, "bert.pooler.dense.weight"), param(model, "bert.pooler.dense.bias")),
-    )
+    return pooler(model, x)
   })

@@ -38,10 +38,20 @@ export {
   type HiddenAct,
   readHfConfig,
 } from "./config.js"
-export { dropoutMask, type EncoderInput, encode, type ForwardOptions, gatherRows, pool } from "./encoder.js"
+export { dropoutMask, dropoutMaskRows } from "./dropout.js"
+export {
+  type EncoderInput,
+  encode,
+  encodeRows,
+  type ForwardOptions,
+  gatherRows,
+  pool,
+  pooler,
+} from "./encoder.js"
 export * from "./errors.js"
 export {
   type ClassificationBatch,
+  classificationLogits,
   classificationLoss,
   classifierLogits,
   classify,
@@ -49,6 +59,7 @@ export {
   IGNORE_INDEX,
   type MaskedTargets,
   type MlmBatch,
+  maskedLmLogits,
   maskedTargets,
   mlmLogits,
   mlmLoss,

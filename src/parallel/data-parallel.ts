@@ -72,6 +72,8 @@ export interface DataParallelOptions {
   readonly optimizer: OptimizerSpec
   /** default wasm; cpu is for tests */
   readonly backend?: ReplicaBackend
+  /** the encoder's last block computes every token's row (`ForwardOptions.allRows`): for comparisons */
+  readonly allRows?: boolean
   /** the worker script; default `dist/parallel-worker.mjs` */
   readonly workerUrl?: URL
 }
@@ -239,6 +241,7 @@ export const createDataParallelTrainer = async (
           lossKind: options.lossKind,
           optimizer: options.optimizer,
           backend: options.backend ?? "wasm",
+          ...(options.allRows === true ? { allRows: true } : {}),
         },
       }),
   )

@@ -35,6 +35,8 @@ export interface WorkerSetup {
   readonly lossKind: LossKind
   readonly optimizer: OptimizerSpec
   readonly backend: ReplicaBackend
+  /** see `DataParallelOptions.allRows` */
+  readonly allRows?: boolean
 }
 
 /** A trained parameter's place in the flat gradient buffers. */

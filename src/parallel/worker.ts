@@ -9,14 +9,13 @@ import { loadTf } from "../compute/load.js"
 import { startWasm } from "../compute/wasm.js"
 import {
   type BertModel,
-  classifierLogits,
+  classificationLogits,
   createBert,
   crossEntropy,
-  encode,
   type ForwardOptions,
   IGNORE_INDEX,
+  maskedLmLogits,
   maskedTargets,
-  mlmLogits,
   paramPart,
   paramSpecs,
   trainOnly,
@@ -74,16 +73,16 @@ const forward = (
   options: ForwardOptions,
 ): { loss: tf.Scalar; logits: tf.Tensor2D; count: number } => {
   const input = tensors(batch)
-  const sequence = encode(model, input, options)
+  const o: ForwardOptions = setup.allRows === true ? { ...options, allRows: true } : options
   if (setup.lossKind === "classification") {
     const labels = tf.tensor1d(batch.labels, "int32")
-    const logits = classifierLogits(model, sequence, options)
+    const logits = classificationLogits(model, input, o)
     let count = 0
     for (const l of batch.labels) if (l !== IGNORE_INDEX) count++
     return { loss: crossEntropy(logits, labels), logits, count }
   }
   const { positions, targets } = maskedTargets(batch.labels)
-  const logits = mlmLogits(model, sequence, tf.tensor1d(positions, "int32"))
+  const logits = maskedLmLogits(model, input, positions, o)
   return { loss: crossEntropy(logits, tf.tensor1d(targets, "int32")), logits, count: positions.length }
 }
 

@@ -87,7 +87,7 @@ const maskedFor = (
   const m = maskBatch(b, masking, { rate }, seededRng(seed))
   return {
     ...inputOf(b, m.inputIds),
-    positions: tf.tensor1d(m.positions, "int32"),
+    positions: m.positions,
     targets: tf.tensor1d(m.targets, "int32"),
     masked: m.positions.length,
   }
