@@ -4,7 +4,8 @@
  * hashing copy, and the atomic swap that puts a restored out in place.
  */
 import { createHash, randomBytes } from "node:crypto"
-import { type FileHandle, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises"
+import { mkdirSync, renameSync } from "node:fs"
+import { type FileHandle, lstat, open, readdir, rename, rm } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import { StoreIOError } from "./errors.js"
 
@@ -228,17 +229,18 @@ export const swapIn = async (tmp: string, dest: string, tmpIsDir: boolean): Prom
 }
 
 /** Rename `from` to `to`, creating `to`'s folder when it is missing; `made` remembers the folders known to exist. */
-export const renameIntoAsync = async (from: string, to: string, made: Set<string>): Promise<void> => {
+export const renameInto = (from: string, to: string, made: Set<string>): void => {
   const dir = dirname(to)
   if (!made.has(dir)) {
-    await mkdir(dir, { recursive: true })
+    mkdirSync(dir, { recursive: true })
     made.add(dir)
   }
   try {
-    await rename(from, to)
+    renameSync(from, to)
   } catch (e) {
     if (errorCode(e) !== "ENOENT") throw e
-    await mkdir(dir, { recursive: true })
-    await rename(from, to)
+    // Removed since (by hand, or by a gc of another project sharing the store): make it again.
+    mkdirSync(dir, { recursive: true })
+    renameSync(from, to)
   }
 }

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs"
 import { readFile, rm, stat } from "node:fs/promises"
 import { join } from "node:path"
-import { ioError, isNotFound, listDir, renameIntoAsync } from "./fs-util.js"
+import { ioError, isNotFound, listDir, renameInto } from "./fs-util.js"
 import { isDigest, type PathDigest } from "./hash.js"
 import type { TempDir } from "./store-temp.js"
 
@@ -133,20 +133,20 @@ export class RunCache {
 
   /**
    * Record a run-cache entry (after `putOut` of each of its outs), replacing any for the same fingerprint.
-   * On the thread pool: like the outs' objects, it is written while the downstream stages run.
+   * Synchronous: an entry is a few hundred bytes, written once per stage that ran.
    */
-  async put(entry: RunCacheEntry): Promise<void> {
+  put(entry: RunCacheEntry): void {
     const path = this.path(entry.fingerprint)
     let tmp: string
     try {
-      tmp = await this.temp.write(formatRunCacheEntry(entry))
+      tmp = this.temp.writeSync(formatRunCacheEntry(entry))
     } catch (e) {
       throw ioError("write", path, e)
     }
     try {
-      await renameIntoAsync(tmp, path, this.made)
+      renameInto(tmp, path, this.made)
     } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined)
+      rmSync(tmp, { force: true })
       throw ioError("write", path, e)
     }
   }

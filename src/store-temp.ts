@@ -4,7 +4,8 @@
  * ever visible under `objects/` or `runcache/`). What a killed process left there is removed by the next store
  * opened on the same folder.
  */
-import { lstat, mkdir, readdir, rm, writeFile } from "node:fs/promises"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { lstat, mkdir, readdir, rm } from "node:fs/promises"
 import { join } from "node:path"
 import { errorCode, ioError, randomSuffix } from "./fs-util.js"
 
@@ -71,19 +72,19 @@ export class TempDir {
    * created when a write finds it missing (the first one, or after something removed it), not checked before
    * every write: this is on the way of every stage that runs.
    */
-  async write(data: string | Buffer, mode = 0o666): Promise<string> {
+  writeSync(data: string | Buffer, mode = 0o666): string {
     const tmp = this.next()
-    const write = () => writeFile(tmp, data, { mode, flag: "wx" })
+    const write = () => writeFileSync(tmp, data, { mode, flag: "wx" })
     try {
       try {
-        await write()
+        write()
       } catch (e) {
         if (errorCode(e) !== "ENOENT") throw e
-        await mkdir(this.dir, { recursive: true })
-        await write()
+        mkdirSync(this.dir, { recursive: true })
+        write()
       }
     } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined)
+      rmSync(tmp, { force: true })
       throw e
     }
     return tmp

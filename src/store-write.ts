@@ -5,11 +5,11 @@
  * hashed as they are copied: an out that changed since it was digested fails instead of being stored under
  * the wrong name.
  */
-import { lstatSync, rmSync } from "node:fs"
+import { closeSync, lstatSync, openSync, readFileSync, rmSync } from "node:fs"
 import { mkdir, open, rename, rm } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { StoreIOError } from "./errors.js"
-import { copyHashing, forEachLimit, ioError, renameIntoAsync, writeFully } from "./fs-util.js"
+import { copyHashing, forEachLimit, ioError, renameInto, writeFully } from "./fs-util.js"
 import { manifestBytes, type PathDigest, sha256Bytes } from "./hash.js"
 import { type Objects, readFlags } from "./store-objects.js"
 import type { TempDir } from "./store-temp.js"
@@ -49,12 +49,10 @@ export class ObjectWriter {
   }
 
   /**
-   * `putFile` for a small file: read whole, hashed, written whole, with fewer thread-pool round trips than
-   * the streaming path (open, read, write, chmod, close, rename: ~10 of them). Not synchronous: a stage's
-   * outs are stored while its downstream stages already run (see `executor.ts`), and on the thread pool the
-   * file system's time to create the object (a millisecond or more on some disks) is not the main thread's.
+   * `putFile` for a small file, synchronously: most outs are small, and for them the thread-pool round trips
+   * of the streaming path (open, read, write, chmod, close, rename: ~10 of them) cost more than the copy.
    */
-  private async putSmallFile(abs: string, digest: string, size: number): Promise<void> {
+  private putSmallFile(abs: string, digest: string, size: number): void {
     const dest = this.objects.path(digest)
     try {
       const st = lstatSync(dest, { throwIfNoEntry: false })
@@ -65,11 +63,11 @@ export class ObjectWriter {
     }
     let bytes: Buffer
     try {
-      const fh = await open(abs, readFlags)
+      const fd = openSync(abs, readFlags)
       try {
-        bytes = await fh.readFile()
+        bytes = readFileSync(fd)
       } finally {
-        await fh.close()
+        closeSync(fd)
       }
     } catch (e) {
       throw ioError("read", abs, e)
@@ -77,14 +75,14 @@ export class ObjectWriter {
     if (sha256Bytes(bytes) !== digest) throw changed(abs)
     let tmp: string
     try {
-      tmp = await this.temp.write(bytes, 0o444)
+      tmp = this.temp.writeSync(bytes, 0o444)
     } catch (e) {
       throw ioError("write", dest, e)
     }
     try {
-      await renameIntoAsync(tmp, dest, this.made)
+      renameInto(tmp, dest, this.made)
     } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined)
+      rmSync(tmp, { force: true })
       throw ioError("write", dest, e)
     }
   }
@@ -143,14 +141,16 @@ export class ObjectWriter {
   /**
    * Save the out at `abs` into the store, given the digest `digestPath` computed for it: a file as one
    * object, a directory as one object per file plus its manifest. Objects already present are skipped.
-   * Fails with `StoreIOError` if the content no longer matches `d`.
+   * Fails with `StoreIOError` if the content no longer matches `d`. A small file is saved before this returns
+   * (no promise, so a caller on a hot path need not wait for a turn of the event loop); anything else gives a
+   * promise.
    */
-  putOut(abs: string, d: PathDigest): Promise<void> {
+  putOut(abs: string, d: PathDigest): void | Promise<void> {
     if (d.kind === "file") return this.putFile(abs, d.digest, d.size)
     return this.putDir(abs, d)
   }
 
-  private putFile(abs: string, digest: string, size: number): Promise<void> {
+  private putFile(abs: string, digest: string, size: number): void | Promise<void> {
     return size <= SMALL_FILE ? this.putSmallFile(abs, digest, size) : this.putLargeFile(abs, digest, size)
   }
 

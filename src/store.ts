@@ -69,9 +69,10 @@ export class Store {
   /**
    * Save the out at `abs` into the store, given the digest `digestPath` computed for it: a file as one
    * object, a directory as one object per file plus its manifest. Objects already present are skipped.
-   * Fails with `StoreIOError` if the content no longer matches `d`.
+   * Fails with `StoreIOError` if the content no longer matches `d`. A small file is saved (or the failure
+   * thrown) before this returns; anything else gives a promise.
    */
-  putOut(abs: string, d: PathDigest): Promise<void> {
+  putOut(abs: string, d: PathDigest): void | Promise<void> {
     return this.writer.putOut(abs, d)
   }
 
@@ -97,8 +98,8 @@ export class Store {
   }
 
   /** Record a run-cache entry (after `putOut` of each of its outs), replacing any for the same fingerprint. */
-  putRunCache(entry: RunCacheEntry): Promise<void> {
-    return this.runCache.put(entry)
+  putRunCache(entry: RunCacheEntry): void {
+    this.runCache.put(entry)
   }
 
   /** Delete the run-cache entry for `fingerprint`, if any. */
