@@ -146,6 +146,11 @@ describe("pipeline doctor", () => {
     expect(out.candidates.slice(2).map((c: { available: boolean }) => c.available)).toEqual([true, true])
     expect(out.versions.tfjs).toBe("4.22.0")
     expect(typeof out.gpus.count).toBe("number")
+    // no spawner beside the (empty) entry of this test context: the Node one, and why
+    expect(out.spawner).toEqual({
+      kind: "node",
+      detail: " (the native spawner was not built: no C compiler when npm ran the build)",
+    })
   })
 
   it("prints a text report", async () => {
@@ -153,6 +158,7 @@ describe("pipeline doctor", () => {
     expect(stdout).toMatch(/^backend {3}cpu\n {2}why {5}plain JavaScript\ngpus {6}\d+ {2}\(/)
     expect(stdout).toMatch(/\n {2}wasm {8}available {4}WebAssembly with SIMD/)
     expect(stdout).toMatch(/\n {2}tfjs-core {12}4\.22\.0\n/)
+    expect(stdout).toMatch(/\nspawner {3}node\n {2}path {4}/)
   })
 
   it("rejects an unknown backend", async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { describeSpawner } from "../src/commands/doctor.js"
 import { lineSplitter } from "../src/line-splitter.js"
 import { type ProcessSpec, runProcess } from "../src/runner.js"
 import {
@@ -238,6 +239,16 @@ describe("choosing the spawner", () => {
       `PIPELINE_SPAWNER=native, but ${join(dir, "spawner-native")} was not built: install a C compiler (cc) and run npm run build`,
     )
     if (existsSync(native)) expect(spawnerProgram(entry, {})).toEqual({ kind: "native", path: native })
+  })
+
+  it("is reported by pipeline doctor", () => {
+    expect(describeSpawner(entry, { PIPELINE_SPAWNER: "node" })).toEqual({
+      kind: "node",
+      detail: `${entry} (PIPELINE_SPAWNER=node)`,
+    })
+    expect(describeSpawner(join(dir, "spawner.mjs"), { PIPELINE_SPAWNER: "native" }).kind).toBe("none")
+    if (existsSync(native))
+      expect(describeSpawner(entry, {})).toEqual({ kind: "native", detail: `${native} (posix_spawn)` })
   })
 
   it("frames requests for the native one: a byte count, then NUL-terminated fields", () => {

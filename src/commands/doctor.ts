@@ -1,17 +1,44 @@
 /**
  * `pipeline doctor`: the compute backend a run would get here and why, whether each candidate can run and why
- * (not), the GPUs detected and the library versions. Starts each backend for real, so it takes a second or two.
+ * (not), the GPUs detected and the library versions, and which spawner starts stage processes. Starts each
+ * backend for real, so it takes a second or two.
  */
 import { Effect } from "effect"
 import type { BackendChoice, BackendName, BackendReport } from "../compute/backend.js"
 import { UsageError } from "../errors.js"
+import { spawnerProgram } from "../spawner-client.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, str } from "./options.js"
 
 const NAMES: ReadonlyArray<BackendName> = ["tensorflow", "webgpu", "wasm", "cpu"]
 
+/** Which spawner a run would use, in words (see `spawner-client.ts`). */
+export const describeSpawner = (
+  nodeEntry: string,
+  env: Readonly<Record<string, string | undefined>>,
+): { readonly kind: "node" | "native" | "none"; readonly detail: string } => {
+  try {
+    const p = spawnerProgram(nodeEntry, env)
+    return p.kind === "native"
+      ? { kind: "native", detail: `${p.path} (posix_spawn)` }
+      : {
+          kind: "node",
+          detail:
+            env.PIPELINE_SPAWNER === "node"
+              ? `${p.path} (PIPELINE_SPAWNER=node)`
+              : `${p.path} (the native spawner was not built: no C compiler when npm ran the build)`,
+        }
+  } catch (e) {
+    return { kind: "none", detail: (e as Error).message }
+  }
+}
+
 /** The text report. */
-export const formatDoctor = (choice: BackendChoice, report: BackendReport): string => {
+export const formatDoctor = (
+  choice: BackendChoice,
+  report: BackendReport,
+  spawner?: ReturnType<typeof describeSpawner>,
+): string => {
   const lines = [
     `backend   ${choice.name}${choice.fallback ? " (software stand-in for a GPU)" : ""}`,
     `  why     ${choice.reason}`,
@@ -25,6 +52,7 @@ export const formatDoctor = (choice: BackendChoice, report: BackendReport): stri
     ...Object.entries({ ...report.versions, ...choice.versions })
       .filter(([k]) => k !== "backend")
       .map(([k, v]) => `  ${k.padEnd(20)} ${v}`),
+    ...(spawner === undefined ? [] : [`spawner   ${spawner.kind}`, `  path    ${spawner.detail}`]),
   ]
   return `${lines.join("\n")}\n`
 }
@@ -64,6 +92,7 @@ export const doctor: CommandSpec = {
         const choice = await compute.initBackend(options)
         return { choice, report }
       }).pipe(Effect.ensuring(Effect.promise(() => compute.releaseBackend())))
+      const spawner = describeSpawner(ctx.spawner, ctx.env)
       if (values.json === true) {
         ctx.stdout.write(
           `${JSON.stringify({
@@ -72,11 +101,12 @@ export const doctor: CommandSpec = {
             gpus: report.gpus,
             candidates: report.candidates,
             versions: report.versions,
+            spawner,
           })}\n`,
         )
         return 0
       }
-      ctx.stdout.write(formatDoctor(choice, report))
+      ctx.stdout.write(formatDoctor(choice, report, spawner))
       return 0
     }),
 }
