@@ -10,11 +10,12 @@
  * once the stage's outs are stored. Its processes are started in `stage-process.ts`.
  *
  * A stage that ran and wrote only small files (up to `SMALL_FILE`) hands its outs to its downstream stages as
- * soon as they are hashed: the downstream's fingerprint needs only their digests. Copying them into the store, its run-cache entry and the removal of
- * its scratch folder follow while the downstream stages start, so on a chain of small stages that work
- * overlaps the next stage's process instead of adding to the run. The stage's own status is final only after
- * that work: if storing fails, it fails (and a default run stops starting stages), though a downstream stage
- * may already have started from its outs, which are complete and in place.
+ * soon as they are hashed: the downstream's fingerprint needs only their digests. Copying them into the
+ * store, its run-cache entry and the removal of its scratch folder follow while the downstream stages start,
+ * so on a chain of small stages that work overlaps the next stage's process instead of adding to the run.
+ * The stage's own status is final only after that work: if storing fails, it fails (and a default run stops
+ * starting stages), though a downstream stage may already have started from its outs, which are complete
+ * and in place.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs"
 import { dirname, join } from "node:path"
