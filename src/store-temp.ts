@@ -1,6 +1,6 @@
 /**
- * The store's temp folders, `tmp/<pid>-<random>/`: one per open store, where every object and run-cache entry
- * is written before it is renamed into place (a rename within one file system is atomic, so nothing partial is
+ * The store's temp folders, `tmp/<pid>-<random>/`: one per open store, where every object and the compacted
+ * run-cache journal are written before they are renamed into place (a rename within one file system is atomic, so nothing partial is
  * ever visible under `objects/` or `runcache/`). What a killed process left there is removed by the next store
  * opened on the same folder.
  */

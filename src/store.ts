@@ -2,7 +2,7 @@
  * The content-addressed artifact store (a DVC-like cache), under one directory:
  *
  *   objects/<2 hex>/<62 hex>          file contents and directory manifests, named by SHA-256, mode 0444
- *   runcache/<2 hex>/<fingerprint>.json   the outs of a successful run, by stage fingerprint
+ *   runcache/journal.jsonl            the outs of each successful run, by stage fingerprint, one line each
  *   tmp/<pid>-<random>/               this process's temp files; everything is written here, then renamed
  *
  * Nothing partial is ever visible at an object path or an out path: both are only ever renamed into
@@ -107,7 +107,12 @@ export class Store {
     return this.runCache.delete(fingerprint)
   }
 
-  /** Every valid run-cache entry with its file's mtime (corrupt ones are deleted on the way). */
+  /** Rewrite the run-cache journal without deleted and replaced entries (see `RunCache.compact`). */
+  compactRunCache(): Promise<void> {
+    return this.runCache.compact()
+  }
+
+  /** Every valid run-cache entry with when it was recorded (corrupt ones are deleted on the way). */
   listRunCache(): AsyncIterable<RunCacheEntry & { readonly mtimeMs: number }> {
     return this.runCache.list()
   }

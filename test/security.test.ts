@@ -330,15 +330,16 @@ describe("hostile state files cannot make the tool write outside the project or 
     const p = project
     await p.runJson(["--set", "v=1"])
     await p.runJson(["--set", "v=2"])
-    const dir = p.path(".pipeline/store/runcache")
-    for (const sub of readdirSync(dir))
-      for (const f of readdirSync(join(dir, sub))) {
-        const file = join(dir, sub, f)
-        const entry = JSON.parse(readFileSync(file, "utf8"))
+    const journal = p.path(".pipeline/store/runcache/journal.jsonl")
+    const hostile = readFileSync(journal, "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((line) => {
+        const entry = JSON.parse(line)
         entry.outs[0].path = `../../../../../..${outside}/pwned.txt`
-        chmodSync(file, 0o644)
-        writeFileSync(file, JSON.stringify(entry))
-      }
+        return `${JSON.stringify(entry)}\n`
+      })
+    writeFileSync(journal, hostile.join(""))
     const r = await p.runJson(["--set", "v=1"])
     expect(statuses(r.summary)).toEqual({ a: "ran" })
     expect(outsideFiles()).toEqual(untouched)

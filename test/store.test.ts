@@ -372,7 +372,8 @@ describe("run cache", () => {
     expect(await store.getRunCache(FP)).toBeUndefined()
     await store.putRunCache(entry)
     expect(await store.getRunCache(FP)).toEqual(entry)
-    const text = await readFile(join(dir, "store", "runcache", "01", `${FP}.json`), "utf8")
+    const text = await readFile(join(dir, "store", "runcache", "journal.jsonl"), "utf8")
+    expect(text.split("\n").filter((l) => l !== "")).toHaveLength(1)
     expect(text).not.toContain('"files"')
 
     const listed = []
@@ -384,7 +385,40 @@ describe("run cache", () => {
     await store.deleteRunCache(FP) // deleting what is not there is fine
   })
 
-  it("treats a corrupt entry as missing and deletes it", async () => {
+  it("skips journal lines that are cut short or malformed, and appends after a cut on a line of its own", async () => {
+    const journal = join(dir, "store", "runcache", "journal.jsonl")
+    const entry = (fingerprint: string): RunCacheEntry => ({
+      fingerprint,
+      stage: "s",
+      createdAt: "2025-01-02T03:04:05.000Z",
+      outs: [],
+    })
+    const other = "ab".repeat(32)
+    await writeFile(
+      journal,
+      [
+        JSON.stringify(entry(other)),
+        "garbage",
+        JSON.stringify({ ...entry(FP), outs: [{ path: "x", kind: "dir" }] }), // no digest: not an entry
+        '{"fingerprint": "01', // cut short by a crash, no line break
+      ].join("\n"),
+    )
+    const reopened = await Store.open(join(dir, "store"))
+    expect(reopened.getRunCache(FP)).toBeUndefined()
+    expect(reopened.getRunCache(other)).toEqual(entry(other))
+    reopened.putRunCache(entry(FP))
+    const again = await Store.open(join(dir, "store"))
+    expect(again.getRunCache(FP)).toEqual(entry(FP))
+    // deleted by a tombstone line; compacting leaves one line per live entry
+    await again.deleteRunCache(other)
+    expect(again.getRunCache(other)).toBeUndefined()
+    expect((await Store.open(join(dir, "store"))).getRunCache(other)).toBeUndefined()
+    await again.compactRunCache()
+    expect(await readFile(journal, "utf8")).toBe(`${JSON.stringify(entry(FP))}\n`)
+    for (const s of [reopened, again]) await s.close()
+  })
+
+  it("treats a corrupt entry file (as older versions wrote) as missing and deletes it", async () => {
     const path = join(dir, "store", "runcache", "01", `${FP}.json`)
     await mkdir(join(path, ".."), { recursive: true })
     for (const text of [
@@ -405,7 +439,7 @@ describe("run cache", () => {
 })
 
 describe("folders removed while the store is open", () => {
-  it("are made again: the temp folder, an object's folder and a run-cache entry's folder", async () => {
+  it("are made again: the temp folder, an object's folder and the run-cache folder", async () => {
     await writeFile(join(ws, "f"), "hello\n")
     await writeFile(join(ws, "g"), "other\n")
     await store.putOut(join(ws, "f"), await hashOut(join(ws, "f")))
@@ -419,7 +453,7 @@ describe("folders removed while the store is open", () => {
     // Each folder was made once and is remembered: remove them all behind the store's back.
     await rm(join(dir, "store", "tmp"), { recursive: true })
     await rm(join(dir, "store", "objects", HELLO.slice(0, 2)), { recursive: true })
-    await rm(join(dir, "store", "runcache", "01"), { recursive: true })
+    await rm(join(dir, "store", "runcache"), { recursive: true })
     await store.putOut(join(ws, "f"), await hashOut(join(ws, "f")))
     await store.putOut(join(ws, "g"), await hashOut(join(ws, "g")))
     store.putRunCache(entry)

@@ -135,6 +135,7 @@ export const gc: CommandSpec = {
                   if (!dryRun) await store.deleteRunCache(entry.fingerprint)
                 }
               }
+              if (!dryRun) await store.compactRunCache()
               let removed = 0
               for await (const digest of store.listObjects()) {
                 if (keep.has(digest)) continue
