@@ -14,6 +14,7 @@ import { selectStages } from "../graph.js"
 import { readLock } from "../lockfile.js"
 import { lockFileFor } from "../pipeline-path.js"
 import { planPipeline } from "../plan.js"
+import { coalescing } from "../reporters/coalesce.js"
 import { textReporter } from "../reporters/text.js"
 import { type RunOutcome, runPipeline } from "../run.js"
 import { stageRunnerLive } from "../runner.js"
@@ -107,7 +108,8 @@ export const run: CommandSpec = {
             )
           return 0
         }
-        const report = textReporter(ctx.stderr, ctx.tty)
+        const stderr = coalescing(ctx.stderr)
+        const report = textReporter(stderr, ctx.tty)
         return yield* runPipeline(pipeline, {
           selected,
           jobs,
@@ -134,6 +136,7 @@ export const run: CommandSpec = {
             ),
           ),
           Effect.map((outcome) => (outcome.status === "succeeded" ? 0 : 1)),
+          Effect.ensuring(Effect.sync(stderr.flush)),
         )
       }).pipe(reportStoreErrors(ctx)),
     ),
