@@ -35,6 +35,8 @@ export const spawnerProgram = (
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): SpawnerProgram => {
   const choice = env.PIPELINE_SPAWNER
+  if (choice !== undefined && choice !== "" && choice !== "node" && choice !== "native")
+    throw new Error(`PIPELINE_SPAWNER must be "node" or "native", got "${choice}"`)
   const native = join(dirname(nodeEntry), "spawner-native")
   if (choice === "node") return { kind: "node", path: nodeEntry }
   try {

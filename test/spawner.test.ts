@@ -239,6 +239,9 @@ describe("choosing the spawner", () => {
       `PIPELINE_SPAWNER=native, but ${join(dir, "spawner-native")} was not built: install a C compiler (cc) and run npm run build`,
     )
     if (existsSync(native)) expect(spawnerProgram(entry, {})).toEqual({ kind: "native", path: native })
+    expect(() => spawnerProgram(entry, { PIPELINE_SPAWNER: "fast" })).toThrow(
+      'PIPELINE_SPAWNER must be "node" or "native", got "fast"',
+    )
   })
 
   it("is reported by pipeline doctor", () => {
@@ -335,6 +338,29 @@ describe.each(programs)("the stage runner on the $kind spawner", (program) => {
     expect(message).toMatch(
       /^the process spawner \(pid \d+\) exited with code 1: .*Cannot find module .*missing-spawner\.mjs.* while the stage ran; its processes were killed$/,
     )
+  })
+})
+
+describe("PIPELINE_SPAWNER", () => {
+  let project: TempProject | undefined
+  afterEach(async () => {
+    await project?.remove()
+    project = undefined
+  })
+
+  it("runs with either spawner, and rejects another value before anything runs (exit 2)", async () => {
+    project = await TempProject.create({
+      "pipeline.yaml": "stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n",
+    })
+    const bad = await project.run(["run"], { PIPELINE_SPAWNER: "fast" })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('PIPELINE_SPAWNER must be "node" or "native", got "fast"')
+    expect(project.exists("a.txt")).toBe(false)
+    for (const kind of programs.map((p) => p.kind)) {
+      const r = await project.run(["run", "--force"], { PIPELINE_SPAWNER: kind })
+      expect(r.code, r.stderr).toBe(0)
+      expect(await project.read("a.txt")).toBe("a\n")
+    }
   })
 })
 
