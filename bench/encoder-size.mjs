@@ -19,6 +19,7 @@ import { dirname, join, resolve } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { build } from "esbuild"
+import { rng } from "./rng.mjs"
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const { values } = parseArgs({
@@ -84,17 +85,6 @@ const median = (f, n = steps, warm = 2) => {
   }
   times.sort((a, b) => a - b)
   return times[Math.floor(times.length / 2)]
-}
-
-/** A seeded stream of integers in [0, n) (mulberry32). */
-const rng = (seed) => {
-  let s = seed
-  return (n) => {
-    s = (s + 0x6d2b79f5) | 0
-    let t = Math.imul(s ^ (s >>> 15), 1 | s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) % n
-  }
 }
 
 const pad = (s, n) => String(s).padEnd(n)

@@ -78,24 +78,21 @@ const entryOf = (v: unknown, fingerprint: string): RunCacheEntry | undefined => 
   return { fingerprint, stage: v.stage, createdAt: v.createdAt, outs }
 }
 
-/** The canonical text of an entry (only the known fields, a directory's file list dropped). */
-export const formatRunCacheEntry = (entry: RunCacheEntry): string =>
-  `${JSON.stringify(
-    {
-      fingerprint: entry.fingerprint,
-      stage: entry.stage,
-      createdAt: entry.createdAt,
-      outs: entry.outs.map((o) => outRecord(o.path, o)),
-    },
-    null,
-    2,
-  )}\n`
-
-/** One line of the journal: an entry, or a tombstone that deletes the entries before it. */
+/**
+ * One line of the journal: an entry (only the known fields, a directory's file list dropped), or a tombstone
+ * that deletes the entries before it.
+ */
 const formatLine = (v: RunCacheEntry | { readonly fingerprint: string; readonly deleted: true }): string =>
-  "deleted" in v
-    ? `${JSON.stringify({ fingerprint: v.fingerprint, deleted: true })}\n`
-    : `${JSON.stringify(JSON.parse(formatRunCacheEntry(v)))}\n`
+  `${JSON.stringify(
+    "deleted" in v
+      ? { fingerprint: v.fingerprint, deleted: true }
+      : {
+          fingerprint: v.fingerprint,
+          stage: v.stage,
+          createdAt: v.createdAt,
+          outs: v.outs.map((o) => outRecord(o.path, o)),
+        },
+  )}\n`
 
 /**
  * The run cache under the store's `runcache/`: `journal.jsonl`, one line appended per entry recorded (a line
