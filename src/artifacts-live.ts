@@ -6,7 +6,7 @@ import { lstatSync, rmSync } from "node:fs"
 import { appendFile, mkdir } from "node:fs/promises"
 import { isAbsolute, join, posix } from "node:path"
 import { Effect, Layer } from "effect"
-import { Artifacts, type ArtifactsApi } from "./artifacts.js"
+import { Artifacts, type ArtifactsApi, type ContentState } from "./artifacts.js"
 import { StoreCorrupt, StoreIOError } from "./errors.js"
 import { ioError } from "./fs-util.js"
 import { digestPath, digestPathSync, NEEDS_ASYNC, type PathDigest } from "./hash.js"
@@ -105,19 +105,41 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
         const quick = digestPathSync(path, cache, { followSymlinks: follow })
         return quick === NEEDS_ASYNC ? digestPath(path, cache, { followSymlinks: follow }) : quick
       }
+      /** Digest one path: synchronously when the stat cache or a small file allows, else a promise. */
+      const digestOne = (path: string, role: "dep" | "out") => {
+        if (role === "out") checkInside("read", path)
+        const state = (d: PathDigest | undefined) => {
+          if (!d) return undefined
+          if (role === "out") seen.set(path, d)
+          const { path: _path, ...rest } = outRecord(path, d)
+          return rest
+        }
+        const d = digestOf(abs(path), role === "dep")
+        return d instanceof Promise ? d.then(state) : state(d)
+      }
       const api: ArtifactsApi = {
-        digest: (path, role) =>
-          io("hash", abs(path), () => {
-            if (role === "out") checkInside("read", path)
-            const state = (d: PathDigest | undefined) => {
-              if (!d) return undefined
-              if (role === "out") seen.set(path, d)
-              const { path: _path, ...rest } = outRecord(path, d)
-              return rest
-            }
-            const d = digestOf(abs(path), role === "dep")
-            return d instanceof Promise ? d.then(state) : state(d)
-          }),
+        digest: (path, role) => io("hash", abs(path), () => digestOne(path, role)),
+        digestAll: (paths, role) =>
+          call(
+            () => {
+              const all: Array<ReturnType<typeof digestOne>> = []
+              let pending = false
+              for (const path of paths) {
+                let d: ReturnType<typeof digestOne>
+                try {
+                  d = digestOne(path, role)
+                } catch (e) {
+                  throw asIOError("hash", abs(path))(e)
+                }
+                if (d instanceof Promise) {
+                  pending = true
+                  all.push(d.catch((e: unknown) => Promise.reject(asIOError("hash", abs(path))(e))))
+                } else all.push(d)
+              }
+              return pending ? Promise.all(all) : (all as ReadonlyArray<ContentState | undefined>)
+            },
+            (e) => asIOError("hash", config.root)(e),
+          ),
         isStored: (state) => io("read", store.dir, () => store.has(state.digest)),
         save: (path, state) =>
           io("save", abs(path), () => {

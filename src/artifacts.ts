@@ -21,6 +21,14 @@ export interface ArtifactsApi {
     path: string,
     role: "dep" | "out",
   ) => Effect.Effect<ContentState | undefined, StoreIOError>
+  /**
+   * `digest` for several paths as one effect, in order: a stage's deps or outs (one effect per path cost the
+   * executor more than the hashing on a run of many small stages).
+   */
+  readonly digestAll: (
+    paths: ReadonlyArray<string>,
+    role: "dep" | "out",
+  ) => Effect.Effect<ReadonlyArray<ContentState | undefined>, StoreIOError>
   /** Is this content (every object it needs) in the store? */
   readonly isStored: (state: ContentState) => Effect.Effect<boolean, StoreIOError>
   /** Save a workspace out into the store (no-op for what is already there). */

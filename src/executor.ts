@@ -23,11 +23,11 @@ import { Deferred, Duration, Effect, Either, Exit } from "effect"
 import { Artifacts } from "./artifacts.js"
 import type { StoreCorrupt, StoreIOError } from "./errors.js"
 import { EventSink } from "./events.js"
-import { assess, currentOuts } from "./freshness.js"
+import { assess } from "./freshness.js"
 import { ioError } from "./fs-util.js"
 import { type LockFile, type LockOut, lockedStage } from "./lockfile.js"
 import type { Pipeline, Stage } from "./model.js"
-import type { StageRunner } from "./runner.js"
+import { StageRunner } from "./runner.js"
 import { openScratch, removeScratch } from "./scratch.js"
 import { effectiveResources, type Slots } from "./slots.js"
 import { passthroughEnv } from "./stage-env.js"
@@ -106,6 +106,7 @@ export const execute = (
   Effect.gen(function* () {
     const artifacts = yield* Artifacts
     const events = yield* EventSink
+    const runner = yield* StageRunner
     const order = pipeline.order.filter((n) => opts.selected.has(n))
     /** each stage's outs are in place and hashed (`ran`), or it ended otherwise (its final status) */
     const ready = new Map<string, Deferred.Deferred<StageStatus>>()
@@ -127,19 +128,30 @@ export const execute = (
     const scratchUsers = new Map<string, number>()
 
     const digestDeps = (stage: Stage) =>
-      Effect.forEach(stage.deps, (path) =>
-        artifacts.digest(path, "dep").pipe(Effect.map((s) => ({ path, digest: s ? s.digest : "missing" }))),
+      Effect.map(artifacts.digestAll(stage.deps, "dep"), (states) =>
+        states.map((s, i) => ({ path: stage.deps[i]!, digest: s ? s.digest : "missing" })),
       )
 
     /** Save outs that match nothing in the store (edited by hand) before they are replaced. */
     const rescue = (stage: Stage) =>
-      Effect.gen(function* () {
-        for (const out of yield* currentOuts(stage)) {
-          if (!out || (yield* artifacts.isStored(out))) continue
-          yield* artifacts.save(out.path, out)
-          yield* artifacts.noteSaved({ runId: opts.runId, stage: stage.name, out })
-          events.emit({ type: "out-saved", stage: stage.name, path: out.path, digest: out.digest })
-        }
+      Effect.flatMap(artifacts.digestAll(stage.outs, "out"), (states) => {
+        const present = stage.outs.flatMap((path, i) => {
+          const s = states[i]
+          return s ? [{ path, ...s }] : []
+        })
+        // Usually none: the outs were removed by the last run of the stage, or never written.
+        if (present.length === 0) return Effect.void
+        return Effect.forEach(
+          present,
+          (out) =>
+            Effect.gen(function* () {
+              if (yield* artifacts.isStored(out)) return
+              yield* artifacts.save(out.path, out)
+              yield* artifacts.noteSaved({ runId: opts.runId, stage: stage.name, out })
+              events.emit({ type: "out-saved", stage: stage.name, path: out.path, digest: out.digest })
+            }),
+          { discard: true },
+        )
       })
 
     /** Remove the outs, run the command (with retries), check and store what it wrote. */
@@ -148,8 +160,9 @@ export const execute = (
       fp: string,
       deps: ReadonlyArray<{ path: string; digest: string }>,
       outsReady: Effect.Effect<void>,
-    ) =>
-      Effect.gen(function* () {
+    ) => {
+      let cleanup = (_exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => Effect.void
+      return Effect.gen(function* () {
         const logRel = join("runs", opts.runId, `${stage.name}.log`)
         const logAbs = join(pipeline.root, logRel)
         // The log is opened on the first line of output: most small stages print nothing.
@@ -161,9 +174,6 @@ export const execute = (
           }
           log.write(`${line}\n`)
         }
-        yield* Effect.addFinalizer(() =>
-          Effect.promise(() => new Promise<void>((r) => (log ? log.end(() => r()) : r()))),
-        )
         // What a failed or interrupted command left at its outs is not an output of the stage: it is removed (the
         // log keeps what the command printed), so it is neither mistaken for one nor saved as a hand edit later.
         const discardOuts = Effect.forEach(stage.outs, (out) => artifacts.remove(out).pipe(Effect.ignore), {
@@ -182,15 +192,22 @@ export const execute = (
                 ioError("create the scratch folder", join(opts.scratchDir, fp), e) as StoreIOError,
             })
           })
-        yield* Effect.addFinalizer((exit) =>
-          Exit.isInterrupted(exit) && running.has(stage.name) ? discardOuts : Effect.void,
-        )
+        // Cleanup whatever the end: the scratch folder's user count, the outs of an interrupted command, the log.
+        // (One `onExit` rather than a scope with a finalizer each: on a run of many small stages, the scope's
+        // bookkeeping was a measurable share of the executor's time.)
+        cleanup = (exit) =>
+          Effect.suspend(() => {
+            scratchUsers.set(fp, (scratchUsers.get(fp) ?? 1) - 1)
+            const closeLog = log
+              ? Effect.promise(() => new Promise<void>((r) => log!.end(() => r())))
+              : Effect.void
+            return Exit.isInterrupted(exit) && running.has(stage.name)
+              ? Effect.zipRight(discardOuts, closeLog)
+              : closeLog
+          })
         // The scratch folder outlives a failure or an interruption (the next run resumes from it); a success
         // removes it below.
         scratchUsers.set(fp, (scratchUsers.get(fp) ?? 0) + 1)
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => scratchUsers.set(fp, (scratchUsers.get(fp) ?? 1) - 1)),
-        )
         let attempt = 0
         for (;;) {
           attempt++
@@ -202,21 +219,29 @@ export const execute = (
                 const scratch = yield* prepare(attempt)
                 running.add(stage.name)
                 events.emit({ type: "stage-started", stage: stage.name, attempt })
-                yield* runStageProcesses(stage, {
-                  root: pipeline.root,
-                  runId: opts.runId,
-                  fingerprint: fp,
-                  scratch,
-                  gpus: gpuIds,
-                  stageRunner: opts.stageRunner,
-                  parentEnv: inherited,
-                  writeLog,
-                  ...(opts.onProcess === undefined ? {} : { onProcess: opts.onProcess }),
-                })
+                yield* runStageProcesses(
+                  stage,
+                  {
+                    root: pipeline.root,
+                    runId: opts.runId,
+                    fingerprint: fp,
+                    scratch,
+                    gpus: gpuIds,
+                    stageRunner: opts.stageRunner,
+                    parentEnv: inherited,
+                    writeLog,
+                    ...(opts.onProcess === undefined ? {} : { onProcess: opts.onProcess }),
+                  },
+                  runner,
+                  events,
+                )
                 return true
               }),
             )
             .pipe(Effect.either)
+          // Its slots went to the next waiting stage: let that one start its process before this one hashes and
+          // stores what it wrote, so the slot's next process does not wait for that work.
+          yield* Effect.yieldNow()
           if (Either.isRight(result)) {
             if (!result.right)
               return outcome("skipped", `the run stopped starting stages after "${stoppedBy}" failed`)
@@ -243,8 +268,9 @@ export const execute = (
           yield* Effect.sleep(Duration.millis(delayMs))
         }
         const outs: LockOut[] = []
-        for (const path of stage.outs) {
-          const state = yield* artifacts.digest(path, "out")
+        const states = yield* artifacts.digestAll(stage.outs, "out")
+        for (const [i, path] of stage.outs.entries()) {
+          const state = states[i]
           if (!state) {
             yield* discardOuts
             return outcome(
@@ -281,7 +307,8 @@ export const execute = (
           attempts: attempt,
           log: log ? logRel : undefined,
         })
-      }).pipe(Effect.scoped)
+      }).pipe(Effect.onExit((exit) => cleanup(exit)))
+    }
 
     /** Decide what a stage needs and do it. */
     const decideAndRun = (
@@ -346,7 +373,8 @@ export const execute = (
       Effect.gen(function* () {
         const stage = pipeline.stages.get(name)!
         const upstream = stage.upstream.filter((u) => opts.selected.has(u))
-        const upstreamStatus = yield* Effect.forEach(upstream, (u) => Deferred.await(ready.get(u)!))
+        const upstreamStatus: StageStatus[] = []
+        for (const u of upstream) upstreamStatus.push(yield* Deferred.await(ready.get(u)!))
         const startedAtMs = Date.now()
         const startedAt = new Date(startedAtMs).toISOString()
         const failedIndex = upstreamStatus.findIndex((s) => !isSuccess(s))
@@ -376,21 +404,24 @@ export const execute = (
         })
         // (already `ran` if its outs were handed on early: a failure to store them shows in its result)
         yield* Deferred.succeed(ready.get(name)!, result.status)
-      }).pipe(
-        Effect.onInterrupt(() =>
-          Effect.sync(() => {
-            if (results.has(name)) return
-            const wasRunning = running.has(name)
+      })
+
+    // Interrupted: every stage without a result was running (cancelled) or had not started (skipped). One handler
+    // for the run rather than one per stage fiber, which on many small stages was a measurable cost.
+    yield* Effect.forEach(order, stageFiber, { concurrency: "unbounded", discard: true }).pipe(
+      Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          for (const name of order) {
+            if (results.has(name)) continue
             results.set(name, {
-              ...(wasRunning
+              ...(running.has(name)
                 ? outcome("cancelled", "interrupted while running", { fingerprint: fingerprints.get(name) })
                 : outcome("skipped", "the run was interrupted before it started")),
               startedAt: undefined,
               durationMs: 0,
             })
-          }),
-        ),
-      )
-
-    yield* Effect.forEach(order, stageFiber, { concurrency: "unbounded", discard: true })
+          }
+        }),
+      ),
+    )
   })

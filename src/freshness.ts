@@ -32,12 +32,12 @@ export interface Assessment {
 }
 
 /** The workspace state of a stage's outs (undefined where an out is missing). */
-export const currentOuts = (stage: Stage) =>
+export const currentOuts = (
+  stage: Stage,
+): Effect.Effect<ReadonlyArray<LockOut | undefined>, StoreIOError, Artifacts> =>
   Effect.flatMap(Artifacts, (artifacts) =>
-    Effect.forEach(stage.outs, (path) =>
-      artifacts
-        .digest(path, "out")
-        .pipe(Effect.map((s): LockOut | undefined => (s ? { path, ...s } : undefined))),
+    Effect.map(artifacts.digestAll(stage.outs, "out"), (states) =>
+      states.map((s, i): LockOut | undefined => (s ? { path: stage.outs[i]!, ...s } : undefined)),
     ),
   )
 

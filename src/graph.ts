@@ -17,17 +17,56 @@ export const topologicalOrder = (
   upstream: ReadonlyMap<string, ReadonlyArray<string>>,
 ): { readonly order: ReadonlyArray<string> } | { readonly cycle: ReadonlyArray<string> } => {
   const position = new Map(names.map((n, i) => [n, i]))
-  const waiting = new Map(names.map((n) => [n, new Set(upstream.get(n) ?? [])]))
+  // Kahn's algorithm, always taking the earliest ready stage (a heap of positions). The first version searched
+  // the whole list for it on every step: quadratic, ~0.3 s on 4,000 stages.
+  // one count per upstream entry, as `dependentsOf` lists one edge per entry (an unknown name never clears)
+  const waitingFor = names.map((n) => (upstream.get(n) ?? []).length)
+  const downstream = dependentsOf(names, upstream)
+  const ready = new MinHeap()
+  for (const [i, count] of waitingFor.entries()) if (count === 0) ready.push(i)
   const order: string[] = []
-  const placed = new Set<string>()
-  // Quadratic, and pipelines have tens of stages: the simplest way to always take the earliest ready one.
-  while (order.length < names.length) {
-    const next = names.find((n) => !placed.has(n) && [...(waiting.get(n) ?? [])].every((u) => placed.has(u)))
-    if (next === undefined) return { cycle: findCycle(names, upstream, position) }
-    order.push(next)
-    placed.add(next)
+  for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
+    const name = names[i]!
+    order.push(name)
+    for (const d of downstream.get(name) ?? []) {
+      const at = position.get(d)!
+      if (--waitingFor[at]! === 0) ready.push(at)
+    }
   }
-  return { order }
+  return order.length === names.length ? { order } : { cycle: findCycle(names, upstream, position) }
+}
+
+/** A binary min-heap of numbers: a dozen lines, against a dependency for one use. */
+class MinHeap {
+  private readonly items: number[] = []
+  push(x: number): void {
+    const a = this.items
+    a.push(x)
+    for (let i = a.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1
+      if (a[p]! <= a[i]!) break
+      ;[a[p], a[i]] = [a[i]!, a[p]!]
+      i = p
+    }
+  }
+  pop(): number | undefined {
+    const a = this.items
+    const top = a[0]
+    const last = a.pop()
+    if (a.length === 0 || last === undefined) return top
+    a[0] = last
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1
+      const r = l + 1
+      let m = i
+      if (l < a.length && a[l]! < a[m]!) m = l
+      if (r < a.length && a[r]! < a[m]!) m = r
+      if (m === i) break
+      ;[a[m], a[i]] = [a[i]!, a[m]!]
+      i = m
+    }
+    return top
+  }
 }
 
 const findCycle = (

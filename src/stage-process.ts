@@ -5,9 +5,9 @@
  */
 import { join } from "node:path"
 import { Duration, Effect } from "effect"
-import { EventSink } from "./events.js"
+import type { EventSink } from "./events.js"
 import type { Stage } from "./model.js"
-import { type ProcessCommand, ProcessFailed, StageRunner } from "./runner.js"
+import { type ProcessCommand, ProcessFailed, type StageRunner } from "./runner.js"
 import { stageEnv } from "./stage-env.js"
 
 /** Where and how one attempt of a stage runs. */
@@ -55,39 +55,36 @@ const environment = (stage: Stage, a: StageAttempt): Readonly<Record<string, str
 export const runStageProcesses = (
   stage: Stage,
   attempt: StageAttempt,
-): Effect.Effect<void, ProcessFailed, StageRunner | EventSink> =>
-  Effect.gen(function* () {
-    const runner = yield* StageRunner
-    const events = yield* EventSink
-    const env = environment(stage, attempt)
-    const steps = Effect.forEach(
-      commandsOf(stage, attempt.stageRunner),
-      (command) =>
-        runner.run({
-          command,
-          cwd: attempt.root,
-          env,
-          onOutput: (stream, line) => {
-            attempt.writeLog(line)
-            events.emit({ type: "stage-output", stage: stage.name, stream, line })
-          },
-          onEvent: (data) => events.emit({ type: "stage-progress", stage: stage.name, data }),
-          onStart: (pgid) => attempt.onProcess?.(stage.name, pgid),
+  runner: StageRunner["Type"],
+  events: EventSink["Type"],
+): Effect.Effect<void, ProcessFailed> => {
+  const env = environment(stage, attempt)
+  const step = (command: ProcessCommand) =>
+    runner.run({
+      command,
+      cwd: attempt.root,
+      env,
+      onOutput: (stream, line) => {
+        attempt.writeLog(line)
+        events.emit({ type: "stage-output", stage: stage.name, stream, line })
+      },
+      onEvent: (data) => events.emit({ type: "stage-progress", stage: stage.name, data }),
+      onStart: (pgid) => attempt.onProcess?.(stage.name, pgid),
+    })
+  const commands = commandsOf(stage, attempt.stageRunner)
+  const steps = commands.length === 1 ? step(commands[0]!) : Effect.forEach(commands, step, { discard: true })
+  const { timeoutMs } = stage
+  return timeoutMs === undefined
+    ? steps
+    : steps.pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(timeoutMs),
+          onTimeout: () =>
+            new ProcessFailed({
+              exitCode: undefined,
+              signal: undefined,
+              message: `timed out after ${Duration.format(Duration.millis(timeoutMs))}`,
+            }),
         }),
-      { discard: true },
-    )
-    const { timeoutMs } = stage
-    return yield* timeoutMs === undefined
-      ? steps
-      : steps.pipe(
-          Effect.timeoutFail({
-            duration: Duration.millis(timeoutMs),
-            onTimeout: () =>
-              new ProcessFailed({
-                exitCode: undefined,
-                signal: undefined,
-                message: `timed out after ${Duration.format(Duration.millis(timeoutMs))}`,
-              }),
-          }),
-        )
-  })
+      )
+}

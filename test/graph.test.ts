@@ -1,4 +1,5 @@
 import { Effect, Either } from "effect"
+import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { dependents, selectStages, toDot, toMermaid, topologicalOrder, toText } from "../src/graph.js"
 import type { Pipeline, Stage } from "../src/model.js"
@@ -67,6 +68,51 @@ describe("topologicalOrder", () => {
     ])
     expect(topologicalOrder(["x", "b", "a", "c"], upstream)).toEqual({ cycle: ["b", "c", "a", "b"] })
     expect(topologicalOrder(["s"], new Map([["s", ["s"]]]))).toEqual({ cycle: ["s", "s"] })
+  })
+
+  it("takes the earliest ready stage at every step, as the definition says (random graphs, seeded)", () => {
+    /** The definition, quadratic: repeatedly the first stage in file order whose upstream are all placed. */
+    const byDefinition = (
+      names: ReadonlyArray<string>,
+      upstream: ReadonlyMap<string, ReadonlyArray<string>>,
+    ) => {
+      const order: string[] = []
+      const placed = new Set<string>()
+      while (order.length < names.length) {
+        const next = names.find((n) => !placed.has(n) && (upstream.get(n) ?? []).every((u) => placed.has(u)))
+        if (next === undefined) return undefined
+        order.push(next)
+        placed.add(next)
+      }
+      return order
+    }
+    const graphs = fc.integer({ min: 1, max: 30 }).chain((n) =>
+      fc.tuple(
+        fc.constant(n),
+        // each stage's upstream: indexes, duplicates allowed, some pointing at no stage, a few at later ones
+        fc.array(fc.array(fc.integer({ min: 0, max: n + 2 }), { maxLength: 4 }), {
+          minLength: n,
+          maxLength: n,
+        }),
+        fc.boolean(),
+      ),
+    )
+    fc.assert(
+      fc.property(graphs, ([n, ups, acyclic]) => {
+        const names = Array.from({ length: n }, (_, i) => `s${(i * 7) % n}-${i}`)
+        const upstream = new Map(
+          names.map((name, i) => [
+            name,
+            ups[i]!.filter((u) => !acyclic || u < i).map((u) => names[u] ?? `missing${u}`),
+          ]),
+        )
+        const expected = byDefinition(names, upstream)
+        const got = topologicalOrder(names, upstream)
+        if (expected === undefined) expect(got).toHaveProperty("cycle")
+        else expect(got).toEqual({ order: expected })
+      }),
+      { seed: 20261129, numRuns: 500 },
+    )
   })
 })
 

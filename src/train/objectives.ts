@@ -11,16 +11,8 @@
 import * as tf from "@tensorflow/tfjs"
 import type { SplitArrays } from "../../stages/tokenize-format.js"
 import { classifierLogProbs, inputOf, maskedLmBatches, scoreMaskedLm } from "../eval/scoring.js"
-import {
-  type BertModel,
-  classificationLoss,
-  classifierLogits,
-  crossEntropy,
-  encode,
-  mlmLogits,
-  mlmLoss,
-} from "../model/index.js"
-import { type Batch, batchOf } from "./batches.js"
+import { type BertModel, classificationLoss, mlmLoss } from "../model/index.js"
+import { batchOf } from "./batches.js"
 import type { Objective } from "./loop.js"
 import { type MaskingVocab, maskBatch } from "./masking.js"
 import { deriveSeed, seededRng } from "./random.js"
