@@ -8,7 +8,8 @@
 // other work, wall-clock ratios move with the load, CPU ratios much less. The load average is printed too.
 //
 // Usage: node bench/overhead.mjs [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat 5]
-// Needs `make` on PATH and a built CLI (`npm run build`).
+// Needs `make` on PATH and a built CLI (`npm run build`). On ext4 without a journal, start it five minutes after
+// any large removal of files (a previous run's cleanup included): see `leftovers` below.
 import { execFileSync, spawnSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
