@@ -18,15 +18,13 @@ export const INTERVAL_MS = 50
 
 export const coalescing = (out: Sink): Sink & { readonly flush: () => void } => {
   let pending = ""
-  let timer: NodeJS.Immediate | NodeJS.Timeout | undefined
+  /** cancels the scheduled write, if one is scheduled */
+  let cancel: (() => void) | undefined
   /** when the last write went out (-Infinity: never) */
   let last = Number.NEGATIVE_INFINITY
   const flush = () => {
-    if (timer !== undefined) {
-      clearTimeout(timer as NodeJS.Timeout)
-      clearImmediate(timer as NodeJS.Immediate)
-      timer = undefined
-    }
+    cancel?.()
+    cancel = undefined
     if (pending === "") return
     const text = pending
     pending = ""
@@ -37,10 +35,16 @@ export const coalescing = (out: Sink): Sink & { readonly flush: () => void } => 
     write: (text) => {
       pending += text
       if (pending.length >= MAX_PENDING) flush()
-      else if (timer === undefined) {
+      else if (cancel === undefined) {
         const wait = last + INTERVAL_MS - performance.now()
-        // A timer that is all that is left does not hold the process: the run flushes when it ends.
-        timer = wait <= 0 ? setImmediate(flush) : setTimeout(flush, Math.ceil(wait)).unref()
+        if (wait <= 0) {
+          const immediate = setImmediate(flush)
+          cancel = () => clearImmediate(immediate)
+        } else {
+          // A timer that is all that is left does not hold the process: the run flushes when it ends.
+          const timeout = setTimeout(flush, Math.ceil(wait)).unref()
+          cancel = () => clearTimeout(timeout)
+        }
       }
     },
     flush,
