@@ -14,6 +14,11 @@ export interface ProjectPaths {
   readonly pipelineFile: string
   /** absolute path of the pipeline's lock file */
   readonly lockFile: string
+  /**
+   * whether each path already looked at is a symbolic link, for the checks of one load of the pipeline (all its
+   * outs usually share their folders; one `lstat` of each is enough within one moment)
+   */
+  readonly links?: Map<string, boolean>
 }
 
 /** A normalised path, or why the written one is refused. */
@@ -53,12 +58,17 @@ export const normaliseDep = (written: string, project: ProjectPaths): PathResult
   return { ok: true, path: normaliseRelative(rel) }
 }
 
-const isLink = (p: string): boolean => {
+const isLink = (p: string, known?: Map<string, boolean>): boolean => {
+  const seen = known?.get(p)
+  if (seen !== undefined) return seen
+  let link: boolean
   try {
-    return lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false
+    link = lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false
   } catch {
-    return false
+    link = false
   }
+  known?.set(p, link)
+  return link
 }
 
 // Where `p` really is: the real path of its deepest existing ancestor, plus the rest. What does not exist
@@ -80,14 +90,14 @@ const realLocation = (p: string): string => {
  * any. A dangling link counts by where its target would be created. Checked when the pipeline is loaded, and
  * again before a run writes or removes an out, since a link may have appeared since.
  */
-export const linkOutside = (rel: string, root: string): string | undefined => {
+export const linkOutside = (rel: string, root: string, known?: Map<string, boolean>): string | undefined => {
   // Resolved only once a link is found: usually there is none, and resolving walks every folder above the root.
   let realRoot: string | undefined
   const parts = rel.split("/")
   for (let i = 1; i <= parts.length; i++) {
     const prefix = parts.slice(0, i).join("/")
     const full = join(root, prefix)
-    if (!isLink(full)) continue
+    if (!isLink(full, known)) continue
     realRoot ??= realLocation(root)
     const fromRoot = relative(realRoot, realLocation(resolve(dirname(full), readlinkSync(full))))
     if (escapes(toPosix(fromRoot)) || isAbsolute(fromRoot)) return prefix
@@ -137,7 +147,7 @@ export const normaliseOut = (written: string, project: ProjectPaths): PathResult
         hint: "Write outs to a separate folder, such as outputs/, so a rerun never deletes the pipeline's own files.",
       }
   }
-  const link = linkOutside(rel, project.root)
+  const link = linkOutside(rel, project.root, project.links)
   if (link !== undefined)
     return {
       ok: false,

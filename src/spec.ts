@@ -220,7 +220,7 @@ export const loadPipeline = (opts: LoadOptions): Effect.Effect<Pipeline, Pipelin
       source,
       pipelineName: name,
       params,
-      project: { root, pipelineFile: opts.file, lockFile: lockFileFor(opts.file) },
+      project: { root, pipelineFile: opts.file, lockFile: lockFileFor(opts.file), links: new Map() },
       stages: rawStages,
       validate: validateWith,
       kindModules,

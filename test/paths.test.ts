@@ -68,3 +68,15 @@ describe("normaliseOut", () => {
     expect(out(" ")).toBe("is empty")
   })
 })
+
+describe("normaliseOut with a load's memo of links", () => {
+  it("answers as without it, for every path, however often a folder comes up", () => {
+    const links = new Map<string, boolean>()
+    const memo = { ...project, links }
+    const paths = ["away/x", "away/y/z", "real/inner/a", "real/inner/b", "alias/inner/c", "dangling", "away"]
+    for (const p of [...paths, ...paths]) expect(normaliseOut(p, memo)).toEqual(normaliseOut(p, project))
+    // each folder looked at once: "away" and "real" are in it, whatever the number of outs below them
+    expect(links.get(join(root, "away"))).toBe(true)
+    expect(links.get(join(root, "real"))).toBe(false)
+  })
+})
