@@ -3,7 +3,7 @@
  * module defines the shape, checks what is read back (a file on disk may be truncated or hand-edited), and
  * keeps the records under the store's `runcache/` (see `RunCache`).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { ioError, isNotFound, listDir } from "./fs-util.js"
@@ -112,6 +112,8 @@ export class RunCache {
   private lines = 0
   /** the journal does not end with a line break (a write cut short): the next append starts a new line */
   private torn = false
+  /** whether the store has legacy entry files at all, looked at once (most have none) */
+  private legacy: boolean | undefined
 
   constructor(
     private readonly root: string,
@@ -121,6 +123,16 @@ export class RunCache {
 
   private get journal(): string {
     return join(this.root, "journal.jsonl")
+  }
+
+  /** Whether `runcache/` has any `<2 hex>/` folder of legacy entry files. */
+  private hasLegacyFolders(): boolean {
+    try {
+      return readdirSync(this.root).some((name) => /^[0-9a-f]{2}$/.test(name))
+    } catch (e) {
+      if (isNotFound(e)) return false
+      throw ioError("read", this.root, e)
+    }
   }
 
   /** A legacy entry file's path. */
@@ -181,8 +193,11 @@ export class RunCache {
   get(fingerprint: string): RunCacheEntry | undefined {
     const index = this.load()
     if (index.has(fingerprint)) return index.get(fingerprint)
+    // A first run looks up every stage and finds nothing: a store with no legacy folder needs no more looking,
+    // and asking first is cheaper than a thrown ENOENT.
+    this.legacy ??= this.hasLegacyFolders()
+    if (!this.legacy) return undefined
     const path = this.legacyPath(fingerprint)
-    // A first run looks up every stage and finds nothing: asking first is cheaper than a thrown ENOENT.
     if (!existsSync(path)) return undefined
     let text: string
     try {

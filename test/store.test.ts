@@ -418,6 +418,21 @@ describe("run cache", () => {
     for (const s of [reopened, again]) await s.close()
   })
 
+  it("reads an entry file as older versions wrote, beside the journal", async () => {
+    const old: RunCacheEntry = {
+      fingerprint: FP,
+      stage: "s",
+      createdAt: "2025-01-02T03:04:05.000Z",
+      outs: [outRecord("f", { kind: "file", digest: HELLO, size: 6, executable: false } as PathDigest)],
+    }
+    await mkdir(join(dir, "store", "runcache", FP.slice(0, 2)), { recursive: true })
+    await writeFile(join(dir, "store", "runcache", FP.slice(0, 2), `${FP}.json`), JSON.stringify(old))
+    const reopened = await Store.open(join(dir, "store"))
+    expect(reopened.getRunCache(FP)).toEqual(old)
+    expect(reopened.getRunCache("02".repeat(32))).toBeUndefined()
+    await reopened.close()
+  })
+
   it("treats a corrupt entry file (as older versions wrote) as missing and deletes it", async () => {
     const path = join(dir, "store", "runcache", "01", `${FP}.json`)
     await mkdir(join(path, ".."), { recursive: true })
