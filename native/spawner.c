@@ -11,9 +11,10 @@
  *
  * Requests come on stdin, framed because their strings may hold any byte but NUL: a decimal byte count and a
  * newline, then that many bytes of NUL-terminated fields:
- *   id, file, argc, argc args, cwd, envc, envc "NAME=value" entries
+ *   id, file, argc, argc args, cwd, envc, envc "NAME=value" entries, redirc, redirc (fd, r|w|a, path)
  * Answers go to stdout as the JSON lines of the protocol. Each stage process gets a new session (so its own
- * process group, like Node's `detached`), stdin from /dev/null, and pipes as stdout, stderr and fd 3, whose
+ * process group, like Node's `detached`), stdin from /dev/null, and pipes as stdout, stderr and fd 3, then the
+ * request's redirections (files opened on fds 0-2 in order, relative to its cwd, as a shell would), and the pipes
  * lines (split at \n, \r\n or a lone \r, as node:readline does) are relayed. Once the process exited, what it
  * left in its group is killed, and `exited` goes out when all three pipes are closed. Writing answers blocks
  * while the orchestrator is behind, which stops the reading of the stages' pipes until it caught up.
@@ -240,8 +241,16 @@ static char *resolve_program(const char *file, char **envp) {
 
 static sigset_t default_mask;
 
+/* A redirection of the request: file descriptor `fd` opened on `path` ('r'ead, 'w'rite, 'a'ppend). */
+typedef struct {
+  int fd;
+  char mode;
+  const char *path;
+} Redirect;
+
 /* Start one request (its fields parsed from a frame). */
-static void start(long id, const char *file, char **argv, const char *cwd, char **envp) {
+static void start(long id, const char *file, char **argv, const char *cwd, char **envp, const Redirect *redirs,
+                  long nredirs) {
   int fds[3][2];
   for (int k = 0; k < 3; k++) {
     if (pipe2(fds[k], O_CLOEXEC) != 0) {
@@ -256,6 +265,13 @@ static void start(long id, const char *file, char **argv, const char *cwd, char 
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   for (int k = 0; k < 3; k++) posix_spawn_file_actions_adddup2(&fa, fds[k][1], k + 1);
   posix_spawn_file_actions_addchdir_np(&fa, cwd);
+  /* After the chdir, so relative paths are the stage's; the shell's flags and mode for < > >>. */
+  for (long i = 0; i < nredirs; i++) {
+    int flags = redirs[i].mode == 'r'   ? O_RDONLY
+                : redirs[i].mode == 'a' ? O_WRONLY | O_CREAT | O_APPEND
+                                        : O_WRONLY | O_CREAT | O_TRUNC;
+    posix_spawn_file_actions_addopen(&fa, redirs[i].fd, redirs[i].path, flags, 0666);
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   /* A new session: its own process group, no controlling terminal. Signals back to their defaults and none
@@ -335,7 +351,19 @@ static void handle_frame(char *data, size_t n) {
   if (envc < 0 || (size_t)envc > count - at) goto bad;
   char **envp = calloc((size_t)envc + 1, sizeof *envp);
   for (long i = 0; i < envc; i++) envp[i] = NEXT();
-  start(strtol(id, NULL, 10), file, argv, cwd, envp);
+  const char *redirc_s = NEXT();
+  if (!redirc_s) goto bad;
+  long redirc = strtol(redirc_s, NULL, 10);
+  if (redirc < 0 || (size_t)redirc * 3 > count - at) goto bad;
+  Redirect *redirs = calloc((size_t)redirc + 1, sizeof *redirs);
+  for (long i = 0; i < redirc; i++) {
+    const char *fd_s = NEXT(), *mode = NEXT(), *path = NEXT();
+    long fd = strtol(fd_s, NULL, 10);
+    if (fd < 0 || fd > 2 || (mode[0] != 'r' && mode[0] != 'w' && mode[0] != 'a')) goto bad;
+    redirs[i] = (Redirect){.fd = (int)fd, .mode = mode[0], .path = path};
+  }
+  start(strtol(id, NULL, 10), file, argv, cwd, envp, redirs, redirc);
+  free(redirs);
   free(argv);
   free(envp);
   free(heap);

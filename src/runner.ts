@@ -11,11 +11,22 @@
  * timeouts and fail-fast behave the same whatever state the spawner is in. A spawner that dies fails the
  * stages it was running, and their process groups are killed.
  */
+import { realpathSync } from "node:fs"
 import { Context, Data, Effect, Layer } from "effect"
 import { endLeftovers } from "./processes.js"
-import { makeSpawnerPool, type SpawnerPool, type SpawnerProgram } from "./spawner-client.js"
+import { parseSimpleCommand } from "./simple-command.js"
+import {
+  makeSpawnerPool,
+  type SpawnerPool,
+  type SpawnerProgram,
+  type SpawnHandlers,
+} from "./spawner-client.js"
+import type { SpawnRequest } from "./spawner-protocol.js"
 
-/** What to run. `shell` runs through `/bin/sh -c`, like DVC's `cmd`; `file` runs a program directly. */
+/**
+ * What to run. `shell` runs through `/bin/sh -c`, like DVC's `cmd` (a simple command is started without the
+ * shell, to the same effect: `simple-command.ts`); `file` runs a program directly.
+ */
 export type ProcessCommand =
   | { readonly shell: string }
   | { readonly file: string; readonly args: ReadonlyArray<string> }
@@ -101,14 +112,49 @@ const onEventLine = (spec: ProcessSpec, line: string): void => {
 const failed = (exitCode: number | undefined, signal: string | undefined, message: string) =>
   Effect.fail(new ProcessFailed({ exitCode, signal, message }))
 
+/** Each folder's physical path: what the shell puts in PWD (`getcwd`). Stage folders do not move in a run. */
+const physical = new Map<string, string>()
+
+/**
+ * The request that runs a shell command without the shell, when that changes nothing
+ * (`simple-command.ts`): the program is found on an absolute PATH as the shell would (the spawner searches
+ * the stage's PATH; a relative entry would be searched from another folder), and it gets the PWD the shell
+ * would have added. Undefined when the shell is needed.
+ */
+const directRequest = (
+  shell: string,
+  cwd: string,
+  env: Readonly<Record<string, string>>,
+): Omit<SpawnRequest, "id"> | undefined => {
+  const simple = parseSimpleCommand(shell)
+  if (simple === undefined || env.PWD !== undefined) return undefined
+  const [program, ...args] = simple.argv
+  if (
+    !program.includes("/") &&
+    (env.PATH === undefined || env.PATH.split(":").some((d) => !d.startsWith("/")))
+  )
+    return undefined
+  let pwd = physical.get(cwd)
+  if (pwd === undefined) {
+    try {
+      pwd = realpathSync(cwd)
+    } catch {
+      return undefined // the shell's own error says it best
+    }
+    physical.set(cwd, pwd)
+  }
+  return { file: program, args, cwd, env: { ...env, PWD: pwd }, redirects: simple.redirects }
+}
+
 /** Run one process through a spawner of `pool`. */
 export const runProcess = (pool: SpawnerPool, spec: ProcessSpec): Effect.Effect<void, ProcessFailed> =>
   Effect.async<void, ProcessFailed>((resume) => {
     // `/bin/sh -c` is what a shell option does; spelled out so both forms share one request.
-    const [file, args] =
+    const throughShell: Omit<SpawnRequest, "id"> =
       "shell" in spec.command
-        ? ["/bin/sh", ["-c", spec.command.shell]]
-        : [spec.command.file, [...spec.command.args]]
+        ? { file: "/bin/sh", args: ["-c", spec.command.shell], cwd: spec.cwd, env: spec.env }
+        : { file: spec.command.file, args: [...spec.command.args], cwd: spec.cwd, env: spec.env }
+    const direct = "shell" in spec.command ? directRequest(spec.command.shell, spec.cwd, spec.env) : undefined
     let pgid: number | undefined
     let done = false
     let started!: (pgid: number | undefined) => void
@@ -121,44 +167,51 @@ export const runProcess = (pool: SpawnerPool, spec: ProcessSpec): Effect.Effect<
       exited()
       resume(result)
     }
-    pool.spawn(
-      { file, args, cwd: spec.cwd, env: spec.env },
-      {
-        started: (pid) => {
-          pgid = pid
-          spec.onStart(pid)
-          started(pid)
-        },
-        line: (fd, line) =>
-          fd === 3 ? onEventLine(spec, line) : spec.onOutput(fd === 1 ? "stdout" : "stderr", line),
-        exited: (code, signal) =>
-          finish(
-            code === 0
-              ? Effect.void
-              : signal !== null
-                ? failed(undefined, signal, `killed by ${signal}`)
-                : failed(code ?? undefined, undefined, `exited with code ${code}`),
-          ),
-        failed: (message) => finish(failed(undefined, undefined, `the process could not start: ${message}`)),
-        lost: (message) => {
-          // Nothing will report this process's end any more: make sure it has one.
-          const kill = async () => {
-            if (pgid !== undefined) {
-              signalGroup(pgid, "SIGKILL")
-              await groupGone(pgid)
-            } else {
-              // Lost between its fork and the spawner's report of it: found by the marks in its environment.
-              const runId = spec.env.PIPELINE_RUN_ID
-              const stage = spec.env.PIPELINE_STAGE
-              if (runId !== undefined && stage !== undefined) await endLeftovers(runId, 2000, stage)
-            }
-          }
-          void kill().then(() =>
-            finish(failed(undefined, undefined, `${message} while the stage ran; its processes were killed`)),
-          )
-        },
+    const handlers: SpawnHandlers = {
+      started: (pid) => {
+        pgid = pid
+        spec.onStart(pid)
+        started(pid)
       },
-    )
+      line: (fd, line) =>
+        fd === 3 ? onEventLine(spec, line) : spec.onOutput(fd === 1 ? "stdout" : "stderr", line),
+      exited: (code, signal) =>
+        finish(
+          code === 0
+            ? Effect.void
+            : signal !== null
+              ? failed(undefined, signal, `killed by ${signal}`)
+              : failed(code ?? undefined, undefined, `exited with code ${code}`),
+        ),
+      failed: (message) => {
+        // Started directly, it could not be (no such program, a script without `#!`, a redirection that
+        // cannot be opened): the shell runs it, or says what is wrong in its own words.
+        if (retry !== undefined) {
+          const request = retry
+          retry = undefined
+          pool.spawn(request, handlers)
+        } else finish(failed(undefined, undefined, `the process could not start: ${message}`))
+      },
+      lost: (message) => {
+        // Nothing will report this process's end any more: make sure it has one.
+        const kill = async () => {
+          if (pgid !== undefined) {
+            signalGroup(pgid, "SIGKILL")
+            await groupGone(pgid)
+          } else {
+            // Lost between its fork and the spawner's report of it: found by the marks in its environment.
+            const runId = spec.env.PIPELINE_RUN_ID
+            const stage = spec.env.PIPELINE_STAGE
+            if (runId !== undefined && stage !== undefined) await endLeftovers(runId, 2000, stage)
+          }
+        }
+        void kill().then(() =>
+          finish(failed(undefined, undefined, `${message} while the stage ran; its processes were killed`)),
+        )
+      },
+    }
+    let retry = direct === undefined ? undefined : throughShell
+    pool.spawn(direct ?? throughShell, handlers)
     return Effect.promise(async () => {
       if (done) return
       const group = await whenStarted

@@ -8,8 +8,12 @@
  *
  * Types and one encoder: the spawner's bundle stays free of anything the orchestrator loads.
  */
+import type { Redirect } from "./simple-command.js"
 
-/** Start one stage process: a new process group (`setsid`), stdin closed, stdout/stderr/fd 3 piped. */
+/**
+ * Start one stage process: a new process group (`setsid`), stdin from /dev/null, stdout/stderr/fd 3 piped,
+ * then `redirects` applied in order (relative paths from `cwd`), as a shell would before running it.
+ */
 export interface SpawnRequest {
   /** the request's number, unique per spawner */
   readonly id: number
@@ -18,6 +22,8 @@ export interface SpawnRequest {
   readonly cwd: string
   /** the complete environment */
   readonly env: Readonly<Record<string, string>>
+  /** files opened on stdin, stdout or stderr instead (`simple-command.ts`) */
+  readonly redirects?: ReadonlyArray<Redirect>
 }
 
 /** Which of the stage's pipes a line came from: stdout, stderr, or the events channel (fd 3). */
@@ -45,7 +51,8 @@ export type SpawnerMessage =
 /**
  * A request as the native spawner reads it: a decimal byte count and a newline, then that many bytes of
  * NUL-terminated fields: id, file, the number of args, the args, cwd, the number of environment entries,
- * the entries as `NAME=value`. (Framed rather than JSON so the C side needs no JSON parser; no field can
+ * the entries as `NAME=value`, the number of redirections, and each as three fields: its descriptor, `r`, `w`
+ * or `a` (read, write, append) and its path. (Framed rather than JSON so the C side needs no JSON parser; no field can
  * hold a NUL, since none could be passed to a process.)
  */
 export const encodeFrame = (request: SpawnRequest): Buffer => {
@@ -58,6 +65,8 @@ export const encodeFrame = (request: SpawnRequest): Buffer => {
     request.cwd,
     String(env.length),
     ...env,
+    String(request.redirects?.length ?? 0),
+    ...(request.redirects ?? []).flatMap((r) => [String(r.fd), r.mode[0]!, r.path]),
   ]
   for (const f of fields)
     if (f.includes("\0"))

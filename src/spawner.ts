@@ -18,6 +18,8 @@
  * orchestrator, or by the next run that takes over a killed run's lock, never by the spawner.
  */
 import { spawn } from "node:child_process"
+import { closeSync, constants, openSync } from "node:fs"
+import { resolve } from "node:path"
 import type { Readable } from "node:stream"
 import { lineSplitter } from "./line-splitter.js"
 import type { SpawnerMessage, SpawnRequest, StageFd } from "./spawner-protocol.js"
@@ -39,14 +41,36 @@ const send = (message: SpawnerMessage): void => {
   })
 }
 
+const openFlags = {
+  read: constants.O_RDONLY,
+  write: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC,
+  append: constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND,
+} as const
+
 const start = (req: SpawnRequest): void => {
   const { id } = req
+  // The redirections' files, opened here in order as the shell would (a later one for the same descriptor
+  // wins), handed to the child and closed once it has them.
+  const stdio: Array<"ignore" | "pipe" | number> = ["ignore", "pipe", "pipe", "pipe"]
+  const opened: number[] = []
+  try {
+    for (const r of req.redirects ?? []) {
+      const fd = openSync(resolve(req.cwd, r.path), openFlags[r.mode], 0o666)
+      opened.push(fd)
+      stdio[r.fd] = fd
+    }
+  } catch (e) {
+    for (const fd of opened) closeSync(fd)
+    send({ t: "failed", id, message: (e as Error).message })
+    return
+  }
   const child = spawn(req.file, [...req.args], {
     cwd: req.cwd,
     env: req.env,
     detached: true, // its own process group, so a kill reaches every process it started
-    stdio: ["ignore", "pipe", "pipe", "pipe"],
+    stdio,
   })
+  for (const fd of opened) closeSync(fd)
   const pid = child.pid
   if (pid === undefined) {
     // The fork or exec failed (a missing cwd or program): Node reports it as an event.
@@ -55,12 +79,13 @@ const start = (req: SpawnRequest): void => {
   }
   send({ t: "started", id, pid })
   let result: { code: number | null; signal: string | null } | undefined
-  // Three pipes and the exit: `exited` goes out when all four are done, after every line.
-  let pending = 4
+  // The pipes and the exit: `exited` goes out when all are done, after every line.
+  const piped = ([1, 2, 3] as const satisfies ReadonlyArray<StageFd>).filter((fd) => stdio[fd] === "pipe")
+  let pending = piped.length + 1
   const settle = () => {
     if (--pending === 0 && result !== undefined) send({ t: "exited", id, ...result })
   }
-  for (const fd of [1, 2, 3] as const satisfies ReadonlyArray<StageFd>) {
+  for (const fd of piped) {
     const stream = child.stdio[fd] as Readable
     const lines = lineSplitter((line) => send({ t: "line", id, fd, line }))
     stream.setEncoding("utf8")

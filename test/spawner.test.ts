@@ -254,7 +254,7 @@ describe("choosing the spawner", () => {
       expect(describeSpawner(entry, {})).toEqual({ kind: "native", detail: `${native} (posix_spawn)` })
   })
 
-  it("frames requests for the native one: a byte count, then NUL-terminated fields", () => {
+  it("frames requests for the native one: a byte count, then NUL-terminated fields, redirections last", () => {
     const frame = encodeFrame({
       id: 7,
       file: "/bin/sh",
@@ -262,8 +262,21 @@ describe("choosing the spawner", () => {
       cwd: "/p",
       env: { A: "1" },
     })
-    const body = "7\0/bin/sh\x002\0-c\0echo é\n\0/p\x001\0A=1\0"
+    const body = "7\0/bin/sh\x002\0-c\0echo é\n\0/p\x001\0A=1\x000\0"
     expect(frame.toString("utf8")).toBe(`${Buffer.byteLength(body)}\n${body}`)
+    const redirected = encodeFrame({
+      id: 8,
+      file: "cat",
+      args: ["a"],
+      cwd: "/p",
+      env: {},
+      redirects: [
+        { fd: 1, path: "out", mode: "write" },
+        { fd: 2, path: "e r", mode: "append" },
+      ],
+    })
+    const tail = "8\0cat\x001\0a\0/p\x000\x002\x001\0w\0out\x002\0a\0e r\0"
+    expect(redirected.toString("utf8")).toBe(`${Buffer.byteLength(tail)}\n${tail}`)
     expect(() => encodeFrame({ id: 1, file: "a\0b", args: [], cwd: "/", env: {} })).toThrow(/NUL byte/)
   })
 })
