@@ -14,6 +14,7 @@ if (!existsSync(bundle)) {
 // V8's compiler threads took a third of the orchestrator's CPU on a 1,000-stage run, optimizing functions that
 // had little left to run. Twice the budget: 12% less CPU there, and 12% less wall-clock time at 100 stages
 // (`bench/overhead.mjs`; the README's benchmark section). Set only on the Node version it was measured on.
+// `pipeline run` doubles it again once its stages start (src/v8-tuning.ts).
 if (process.versions.node.startsWith("20.")) {
   const { setFlagsFromString } = await import("node:v8")
   setFlagsFromString("--interrupt-budget=135168") // Node 20's default: 67584

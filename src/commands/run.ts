@@ -19,6 +19,7 @@ import { textReporter } from "../reporters/text.js"
 import { type RunOutcome, runPipeline } from "../run.js"
 import { stageRunnerLive } from "../runner.js"
 import { spawnerProgram } from "../spawner-client.js"
+import { tuneForStages } from "../v8-tuning.js"
 import type { CommandSpec } from "./context.js"
 import { jsonOption, locationOptions, positiveInt, setOption, strs } from "./options.js"
 import { withProject } from "./project.js"
@@ -110,6 +111,7 @@ export const run: CommandSpec = {
         }
         const stderr = coalescing(ctx.stderr)
         const report = textReporter(stderr, ctx.tty)
+        tuneForStages(process.versions.node)
         return yield* runPipeline(pipeline, {
           selected,
           jobs,
