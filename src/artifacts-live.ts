@@ -180,6 +180,7 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
               `${JSON.stringify({ time: new Date().toISOString(), run: entry.runId, stage: entry.stage, ...entry.out })}\n`,
             ),
           ),
+        observed: (abs) => cache.observed(abs),
         flush: io("write", config.stateDir, () => cache.save()),
       }
       return api

@@ -7,6 +7,7 @@ import { Context, type Effect } from "effect"
 import type { StoreCorrupt, StoreIOError } from "./errors.js"
 import type { LockOut } from "./lockfile.js"
 import type { OutDigest, RunCacheEntry } from "./run-cache.js"
+import type { Observation } from "./stat-cache.js"
 
 /** The content state of a dep or out: its kind and digest (a dir's digest is its manifest's). */
 export type ContentState = OutDigest
@@ -45,6 +46,11 @@ export interface ArtifactsApi {
     readonly stage: string
     readonly out: LockOut
   }) => Effect.Effect<void, StoreIOError>
+  /**
+   * What this run last saw of the file at absolute path `abs` when it hashed it (or found its digest in the
+   * stat cache): the stat it had then and its digest. Undefined for a file the run did not hash.
+   */
+  readonly observed: (abs: string) => Observation | undefined
   /** Persist the stat cache. */
   readonly flush: Effect.Effect<void, StoreIOError>
 }

@@ -172,6 +172,7 @@ const digestSmallFile = (
     const after = fstatSync(fd, { bigint: true })
     if (statKey(before) !== statKey(after)) return undefined
     if (walk.startedNs - before.mtimeNs >= RACY_WINDOW_NS) walk.cache.set(abs, before, digest)
+    else walk.cache.saw(abs, before, digest)
     return { digest, size: Number(before.size), executable: isExecutable(before) }
   } catch (e) {
     throw ioError("read", abs, e)
@@ -209,6 +210,7 @@ const digestFile = async (
       const after = await fh.stat({ bigint: true })
       if (statKey(before) === statKey(after)) {
         if (walk.startedNs - before.mtimeNs >= RACY_WINDOW_NS) walk.cache.set(abs, before, digest)
+        else walk.cache.saw(abs, before, digest)
         return { digest, size: Number(before.size), executable: isExecutable(before) }
       }
     } catch (e) {

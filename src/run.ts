@@ -200,6 +200,7 @@ export const runPipeline = (
             },
             [...pipeline.sources, lockFile, ...stages.flatMap((s) => s.deps.map(abs))],
             stages.flatMap((s) => s.outs.map(abs)),
+            artifacts.observed,
           )
         }
         events.emit({

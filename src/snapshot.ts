@@ -10,6 +10,12 @@
  * again within one timestamp tick, so its content digest is recorded and checked instead ("racily clean" in
  * git). A folder is checked by its list of entries. Anything else (another pipeline file, other `--set`
  * values, another store, another version of this tool) gives another key, and the full path runs.
+ *
+ * The snapshot describes the files the run recorded, not merely the files as they are when it ends: a dep or
+ * out the run hashed must still have the stat it had then (and, if recently written, the same digest), or no
+ * snapshot is taken. Otherwise a dep edited while the run went on, after its stage had hashed it, would be
+ * recorded as "unchanged" in its new state, and the next run would report nothing to do for a stage the lock
+ * file says is stale.
  */
 import { createHash } from "node:crypto"
 import {
@@ -25,6 +31,7 @@ import {
 } from "node:fs"
 import { join } from "node:path"
 import { FINGERPRINT_VERSION } from "./fingerprint.js"
+import type { Observation } from "./stat-cache.js"
 
 /** What a snapshot is valid for: a run of this pipeline file with these options. */
 export interface SnapshotKey {
@@ -61,7 +68,8 @@ const RACY_WINDOW_MS = 2000
 /** A racy file larger than this is not read to take a snapshot: there is then no snapshot this time. */
 const RACY_READ_LIMIT = 16 * 1024 * 1024
 
-class TooRacy extends Error {}
+/** No snapshot can be taken now (a reason, not an error to report: the next run takes the full path). */
+class NoSnapshot extends Error {}
 
 const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex")
 
@@ -85,13 +93,35 @@ export const snapshotPath = (root: string, file: string): string =>
 
 const statKey = (st: Stats): string => `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}:${st.mode}`
 
+// Plain (not bigint) stats: a fully cached rerun stats every file, and bigint stats cost it ~50 ms at 1,000
+// stages.
 const statOf = (path: string, follow: 0 | 1): Stats | undefined =>
   (follow ? statSync : lstatSync)(path, { throwIfNoEntry: false })
 
+/**
+ * Whether `st` is the stat the run saw (an observation's key: size, mtime and ctime in ns, inode). Times are
+ * compared to within a microsecond, the precision of a plain stat's milliseconds: a file changed since is
+ * either older than the racy window and then differs by far more, or racy and checked by its content too.
+ */
+const sameAsSeen = (st: Stats, seen: Observation): boolean => {
+  const [size, mtimeNs, ctimeNs, ino] = seen.key.split(":").map(BigInt)
+  const near = (ns: bigint | undefined, ms: number) =>
+    ns !== undefined && Math.abs(Number(ns) / 1e6 - ms) < 0.001
+  return (
+    BigInt(st.size) === size &&
+    BigInt(st.ino) === ino &&
+    near(mtimeNs, st.mtimeMs) &&
+    near(ctimeNs, st.ctimeMs)
+  )
+}
+
 const listing = (dir: string): string => sha256(readdirSync(dir).sort().join("\0"))
 
+/** What the run saw of a file when it hashed it (see `StatCache.observed`). */
+export type Observed = (abs: string) => Observation | undefined
+
 /** The entries of `path` and, for a folder, of everything below it. */
-const describe = (path: string, follow: 0 | 1, takenAt: number, into: Entry[]): void => {
+const describe = (path: string, follow: 0 | 1, takenAt: number, observed: Observed, into: Entry[]): void => {
   const st = statOf(path, follow)
   if (!st) {
     into.push([path, follow, "missing"])
@@ -99,28 +129,39 @@ const describe = (path: string, follow: 0 | 1, takenAt: number, into: Entry[]): 
   }
   if (st.isDirectory()) {
     into.push([path, follow, "dir", statKey(st), listing(path)])
-    for (const name of readdirSync(path).sort()) describe(join(path, name), follow, takenAt, into)
+    for (const name of readdirSync(path).sort()) describe(join(path, name), follow, takenAt, observed, into)
     return
   }
+  const seen = observed(path)
+  // changed since the run hashed it: what is there now is not what the lock file records
+  if (seen !== undefined && !sameAsSeen(st, seen)) throw new NoSnapshot(path)
   const racy = st.mtimeMs >= takenAt - RACY_WINDOW_MS
-  if (racy && st.size > RACY_READ_LIMIT) throw new TooRacy(path)
-  into.push([path, follow, "file", statKey(st), racy ? sha256(readFileSync(path)) : null])
+  if (!racy) {
+    into.push([path, follow, "file", statKey(st), null])
+    return
+  }
+  if (st.size > RACY_READ_LIMIT) throw new NoSnapshot(path)
+  const digest = sha256(readFileSync(path))
+  if (seen !== undefined && digest !== seen.digest) throw new NoSnapshot(path)
+  into.push([path, follow, "file", statKey(st), digest])
 }
 
 /**
- * Take and save a snapshot. `reads` are followed through symbolic links, `writes` are not. Gives false (and
- * removes any old snapshot) when one cannot be taken now: a large file was written too recently to trust its
- * stat, or a file vanished while being described.
+ * Take and save a snapshot. `reads` are followed through symbolic links, `writes` are not; `observed` says
+ * what the run saw of the files it hashed. Gives false (and removes any old snapshot) when one cannot be taken
+ * now: a file the run hashed has changed since, a large file was written too recently to trust its stat, or a
+ * file vanished while being described.
  */
 export const writeSnapshot = (
   key: SnapshotKey,
   summary: SnapshotSummary,
   reads: Iterable<string>,
   writes: Iterable<string>,
+  observed: Observed,
 ): boolean => {
   const file = snapshotPath(key.root, key.file)
   try {
-    write(file, key, summary, reads, writes)
+    write(file, key, summary, reads, writes, observed)
     return true
   } catch {
     rmSync(file, { force: true })
@@ -134,6 +175,7 @@ const write = (
   summary: SnapshotSummary,
   reads: Iterable<string>,
   writes: Iterable<string>,
+  observed: Observed,
 ): void => {
   const takenAt = Date.now()
   const entries: Entry[] = []
@@ -145,7 +187,7 @@ const write = (
     for (const path of paths) {
       if (seen.has(path)) continue
       seen.add(path)
-      describe(path, follow, takenAt, entries)
+      describe(path, follow, takenAt, observed, entries)
     }
   mkdirSync(join(file, ".."), { recursive: true })
   const tmp = `${file}.tmp-${process.pid}`

@@ -29,9 +29,21 @@ const today = (): number => Math.floor(Date.now() / 86_400_000)
 const DIGEST = /^[0-9a-f]{64}$/
 const KEY = /^\d+:\d+:\d+:\d+$/
 
+/** What this process saw of a file: its stat key when it was hashed (or its digest looked up), and the digest. */
+export interface Observation {
+  readonly key: string
+  readonly digest: string
+}
+
 /** Digests by absolute path, valid while the file's stat matches. */
 export class StatCache {
   private dirty = false
+  /**
+   * The last digest this process hashed or looked up for each file, with the stat it had then: recently
+   * written ("racy") files included, which the cache itself does not keep. A run's no-op snapshot
+   * (`snapshot.ts`) checks its files against these, so that it describes the files the run recorded.
+   */
+  private readonly seen = new Map<string, Observation>()
 
   private constructor(
     private readonly file: string | undefined,
@@ -85,6 +97,7 @@ export class StatCache {
   get(abs: string, st: BigIntStats): string | undefined {
     const entry = this.entries.get(abs)
     if (entry === undefined || entry.key !== statKey(st)) return undefined
+    this.seen.set(abs, entry)
     const day = today()
     if (entry.day !== day) {
       entry.day = day
@@ -96,11 +109,25 @@ export class StatCache {
   /** Record that the file at `abs`, with stat `st`, has content digest `digest`. */
   set(abs: string, st: BigIntStats, digest: string): void {
     const key = statKey(st)
+    this.seen.set(abs, { key, digest })
     const day = today()
     const entry = this.entries.get(abs)
     if (entry !== undefined && entry.key === key && entry.digest === digest && entry.day === day) return
     this.entries.set(abs, { key, digest, day })
     this.dirty = true
+  }
+
+  /**
+   * Note that the file at `abs` had stat `st` and digest `digest` when this process hashed it, without
+   * caching the digest (a file written too recently for its stat to be trusted on a later run).
+   */
+  saw(abs: string, st: BigIntStats, digest: string): void {
+    this.seen.set(abs, { key: statKey(st), digest })
+  }
+
+  /** What this process last saw of the file at `abs` (see `saw`), if it hashed or looked it up. */
+  observed(abs: string): Observation | undefined {
+    return this.seen.get(abs)
   }
 
   /** Forget `abs`. */

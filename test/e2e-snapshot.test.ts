@@ -76,4 +76,30 @@ describe("the no-op snapshot", () => {
     const forced = await project.runJson(["--force"])
     expect(statuses(forced.summary)).toEqual({ count: "ran", twice: "ran" })
   })
+
+  it("is not taken when a file changed after the run hashed it: the next run sees the change", async () => {
+    // `edit` changes count's dep after count hashed it, as a user editing the file during a run would.
+    project = await TempProject.create({
+      "pipeline.yaml": `
+stages:
+  count:
+    cmd: wc -c < data.txt > count.txt
+    deps: [data.txt]
+    outs: [count.txt]
+  edit:
+    cmd: echo more >> data.txt
+    needs: [count]
+`,
+      "data.txt": "a\n",
+    })
+    const first = await project.runJson()
+    expect(statuses(first.summary)).toEqual({ count: "ran", edit: "ran" })
+    const second = await project.runJson()
+    expect(shortcut(project, second.summary.run)).toBeUndefined()
+    expect(statuses(second.summary)).toEqual({ count: "ran", edit: "cached" })
+    expect(await project.read("count.txt")).toBe("7\n")
+    const third = await project.runJson()
+    expect(shortcut(project, third.summary.run)).toBe("snapshot")
+    expect(statuses(third.summary)).toEqual({ count: "cached", edit: "cached" })
+  })
 })

@@ -19,6 +19,29 @@ const bigStat = (p: string) => lstat(p, { bigint: true })
 const today = () => Math.floor(Date.now() / 86_400_000)
 
 describe("StatCache", () => {
+  it("remembers what this process saw of each file: digests set, looked up, or seen without caching", async () => {
+    const p = join(dir, "f")
+    const q = join(dir, "g")
+    await writeFile(p, "hello\n")
+    await writeFile(q, "racy\n")
+    const file = join(dir, "stat-cache.json")
+    const saved = await StatCache.load(file)
+    saved.set(p, await bigStat(p), A)
+    await saved.save()
+    const loaded = await StatCache.load(file)
+    const cache = StatCache.memory()
+    expect(cache.observed(p)).toBeUndefined()
+    cache.saw(q, await bigStat(q), B)
+    expect(cache.observed(q)).toEqual({ key: statKey(await bigStat(q)), digest: B })
+    expect(cache.get(q, await bigStat(q))).toBeUndefined() // seen, not cached
+    cache.set(p, await bigStat(p), A)
+    expect(cache.observed(p)).toEqual({ key: statKey(await bigStat(p)), digest: A })
+    // a lookup that hits counts too: the entry a later run loads
+    expect(loaded.observed(p)).toBeUndefined()
+    expect(loaded.get(p, await bigStat(p))).toBe(A)
+    expect(loaded.observed(p)?.digest).toBe(A)
+  })
+
   it("hits while size, mtime, ctime and inode match", async () => {
     const p = join(dir, "f")
     await writeFile(p, "hello\n")
