@@ -9,7 +9,7 @@ import { Effect, Layer } from "effect"
 import { Artifacts, type ArtifactsApi, type ContentState } from "./artifacts.js"
 import { StoreCorrupt, StoreIOError } from "./errors.js"
 import { ioError } from "./fs-util.js"
-import { digestPath, digestPathSync, NEEDS_ASYNC, type PathDigest } from "./hash.js"
+import { type DigestOptions, digestPath, digestPathSync, NEEDS_ASYNC, type PathDigest } from "./hash.js"
 import { linkOutside } from "./paths.js"
 import { outRecord } from "./run-cache.js"
 import { StatCache } from "./stat-cache.js"
@@ -101,9 +101,14 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
       }
       /** the last full digest of each out, so saving a dir does not hash it again */
       const seen = new Map<string, PathDigest>()
-      const digestOf = (path: string, follow: boolean) => {
-        const quick = digestPathSync(path, cache, { followSymlinks: follow })
-        return quick === NEEDS_ASYNC ? digestPath(path, cache, { followSymlinks: follow }) : quick
+      /**
+       * The bytes of each small out file as they were read for its digest in `seen`, so saving it does not
+       * read it again: the object stored is exactly what was hashed. Dropped once saved.
+       */
+      const contents = new Map<string, Buffer>()
+      const digestOf = (path: string, opts: DigestOptions) => {
+        const quick = digestPathSync(path, cache, opts)
+        return quick === NEEDS_ASYNC ? digestPath(path, cache, opts) : quick
       }
       /** Digest one path: synchronously when the stat cache or a small file allows, else a promise. */
       const digestOne = (path: string, role: "dep" | "out") => {
@@ -114,7 +119,18 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
           const { path: _path, ...rest } = outRecord(path, d)
           return rest
         }
-        const d = digestOf(abs(path), role === "dep")
+        let d: ReturnType<typeof digestOf>
+        if (role === "dep") d = digestOf(abs(path), { followSymlinks: true })
+        else {
+          contents.delete(path)
+          const file = abs(path)
+          d = digestOf(file, {
+            followSymlinks: false,
+            onBytes: (read, bytes) => {
+              if (read === file) contents.set(path, bytes)
+            },
+          })
+        }
         return d instanceof Promise ? d.then(state) : state(d)
       }
       const api: ArtifactsApi = {
@@ -154,6 +170,10 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
               return store.putOut(abs(path), d)
             }
             const known = seen.get(path)
+            const bytes = contents.get(path)
+            contents.delete(path)
+            if (known?.digest === state.digest && known.kind === "file" && bytes !== undefined)
+              return store.putSmallBytes(known.digest, bytes)
             return known?.digest === state.digest
               ? check(known)
               : digestPath(abs(path), cache, { followSymlinks: false }).then(check)

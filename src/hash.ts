@@ -144,6 +144,8 @@ const unsupportedError = (abs: string, st: BigIntStats): StoreIOError => {
 interface Walk {
   readonly follow: boolean
   readonly cache: StatCache
+  /** given the bytes of each small file hashed (see `digestPathSync`) */
+  readonly onBytes: ((abs: string, bytes: Buffer) => void) | undefined
   /** wall clock (ns) before the first stat: see RACY_WINDOW_NS */
   readonly startedNs: bigint
 }
@@ -168,9 +170,11 @@ const digestSmallFile = (
   try {
     const before = fstatSync(fd, { bigint: true })
     if (!before.isFile()) throw unsupportedError(abs, before)
-    const digest = sha256Bytes(readFileSync(fd))
+    const bytes = readFileSync(fd)
+    const digest = sha256Bytes(bytes)
     const after = fstatSync(fd, { bigint: true })
     if (statKey(before) !== statKey(after)) return undefined
+    walk.onBytes?.(abs, bytes)
     if (walk.startedNs - before.mtimeNs >= RACY_WINDOW_NS) walk.cache.set(abs, before, digest)
     else walk.cache.saw(abs, before, digest)
     return { digest, size: Number(before.size), executable: isExecutable(before) }
@@ -278,12 +282,24 @@ const listFiles = async (
   }
 }
 
+/** How to hash a path. */
+export interface DigestOptions {
+  /** follow symbolic links (deps), or refuse them (outs) */
+  readonly followSymlinks: boolean
+  /**
+   * Given the bytes of each small file read for its digest (not of one whose digest came from the stat
+   * cache): what the store saves of an out it has just hashed, without reading it again.
+   */
+  readonly onBytes?: (abs: string, bytes: Buffer) => void
+}
+
 /** `digestPathSync`'s answer for a path that needs the asynchronous walk: a directory, or a large file. */
 export const NEEDS_ASYNC: unique symbol = Symbol("needs async")
 
-const walkOf = (cache: StatCache, opts: { readonly followSymlinks: boolean }): Walk => ({
+const walkOf = (cache: StatCache, opts: DigestOptions): Walk => ({
   follow: opts.followSymlinks,
   cache,
+  onBytes: opts.onBytes,
   startedNs: BigInt(Date.now()) * 1_000_000n,
 })
 
@@ -295,7 +311,7 @@ const walkOf = (cache: StatCache, opts: { readonly followSymlinks: boolean }): W
 export const digestPathSync = (
   path: string,
   cache: StatCache,
-  opts: { readonly followSymlinks: boolean },
+  opts: DigestOptions,
 ): PathDigest | undefined | typeof NEEDS_ASYNC => {
   const abs = resolve(path)
   let st: BigIntStats | undefined
@@ -327,7 +343,7 @@ export const digestPathSync = (
 export const digestPath = async (
   path: string,
   cache: StatCache,
-  opts: { readonly followSymlinks: boolean },
+  opts: DigestOptions,
 ): Promise<PathDigest | undefined> => {
   const quick = digestPathSync(path, cache, opts)
   if (quick !== NEEDS_ASYNC) return quick

@@ -53,14 +53,7 @@ export class ObjectWriter {
    * of the streaming path (open, read, write, chmod, close, rename: ~10 of them) cost more than the copy.
    */
   private putSmallFile(abs: string, digest: string, size: number): void {
-    const dest = this.objects.path(digest)
-    try {
-      const st = lstatSync(dest, { throwIfNoEntry: false })
-      if (st?.isFile() && st.size === size) return
-      if (st) rmSync(dest, { recursive: true, force: true })
-    } catch (e) {
-      throw ioError("stat", dest, e)
-    }
+    if (this.isPresent(digest, size)) return
     let bytes: Buffer
     try {
       const fd = openSync(abs, readFlags)
@@ -73,6 +66,24 @@ export class ObjectWriter {
       throw ioError("read", abs, e)
     }
     if (sha256Bytes(bytes) !== digest) throw changed(abs)
+    this.writeSmall(digest, bytes)
+  }
+
+  /** Whether the object `digest` of `size` bytes is there (a wrong thing under its name is removed). */
+  private isPresent(digest: string, size: number): boolean {
+    const dest = this.objects.path(digest)
+    try {
+      const st = lstatSync(dest, { throwIfNoEntry: false })
+      if (st?.isFile() && st.size === size) return true
+      if (st) rmSync(dest, { recursive: true, force: true })
+      return false
+    } catch (e) {
+      throw ioError("stat", dest, e)
+    }
+  }
+
+  private writeSmall(digest: string, bytes: Buffer): void {
+    const dest = this.objects.path(digest)
     let tmp: string
     try {
       tmp = this.temp.writeSync(bytes, 0o444)
@@ -85,6 +96,15 @@ export class ObjectWriter {
       rmSync(tmp, { force: true })
       throw ioError("write", dest, e)
     }
+  }
+
+  /**
+   * Save the bytes of a small file, read when it was hashed to `digest`, as an object: what `putOut` does for
+   * it, without reading the file again. The caller vouches that `bytes` are what was hashed.
+   */
+  putSmallBytes(digest: string, bytes: Buffer): void {
+    if (bytes.length > SMALL_FILE) throw new TypeError(`putSmallBytes: ${bytes.length} bytes is not small`)
+    if (!this.isPresent(digest, bytes.length)) this.writeSmall(digest, bytes)
   }
 
   /** Save `bytes`, whose SHA-256 is `digest`, as an object. */

@@ -76,6 +76,11 @@ export class Store {
     return this.writer.putOut(abs, d)
   }
 
+  /** `putOut` for a small file whose bytes were read when it was hashed to `digest` (no second read). */
+  putSmallBytes(digest: string, bytes: Buffer): void {
+    this.writer.putSmallBytes(digest, bytes)
+  }
+
   /**
    * The manifest object `digest` as a directory digest. A missing object, or one whose bytes do not hash
    * to `digest` (it is removed), or one that is not a manifest, fails with `StoreCorrupt`.

@@ -1,9 +1,10 @@
 /**
  * The live `Artifacts` layer's `digestAll`: one call for a stage's deps or outs, the same answers as `digest`
  * path by path, in order, whether each path is answered at once (a small file, nothing there) or needs the
- * thread pool (a folder, a large file); and a failure names the path that failed.
+ * thread pool (a folder, a large file); and a failure names the path that failed. `save` of an out just hashed
+ * stores the bytes that were hashed.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Either } from "effect"
@@ -71,5 +72,36 @@ describe("digestAll", () => {
       expect(result.left.message).toContain("away")
       expect(result.left.message).toContain("leads outside the project")
     }
+  })
+})
+
+describe("save", () => {
+  it("stores a small out as the bytes that were hashed, without reading it again", async () => {
+    const stored = await withArtifacts((a) =>
+      Effect.gen(function* () {
+        const [state] = yield* a.digestAll(["data/small.txt"], "out")
+        if (!state) throw new Error("not hashed")
+        // The file changes between its digest and the save: the store keeps what was hashed, under its name.
+        writeFileSync(join(root, "data", "small.txt"), "SMALL\n")
+        yield* a.save("data/small.txt", state)
+        return { state, isStored: yield* a.isStored(state) }
+      }),
+    )
+    expect(stored.isStored).toBe(true)
+    const { digest } = stored.state
+    const object = join(root, ".pipeline", "store", "objects", digest.slice(0, 2), digest.slice(2))
+    expect(readFileSync(object, "utf8")).toBe("small\n")
+  })
+
+  it("still checks an out it did not just hash: one changed since fails rather than being stored wrongly", async () => {
+    const failed = await withArtifacts((a) =>
+      Effect.gen(function* () {
+        const [state] = yield* a.digestAll(["data/small.txt"], "dep")
+        if (!state) throw new Error("not hashed")
+        writeFileSync(join(root, "data", "small.txt"), "SMALL\n")
+        return yield* Effect.either(a.save("data/small.txt", state))
+      }),
+    )
+    expect(Either.isLeft(failed) && failed.left.message).toMatch(/changed while it was being saved/)
   })
 })
