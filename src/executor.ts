@@ -132,7 +132,10 @@ export const execute = (
         states.map((s, i) => ({ path: stage.deps[i]!, digest: s ? s.digest : "missing" })),
       )
 
-    /** Save outs that match nothing in the store (edited by hand) before they are replaced. */
+    /**
+     * Save outs that match nothing in the store (edited by hand) before they are replaced. Gives the outs that
+     * are there: on a first run, usually none, and nothing needs removing.
+     */
     const rescue = (stage: Stage) =>
       Effect.flatMap(artifacts.digestAll(stage.outs, "out"), (states) => {
         const present = stage.outs.flatMap((path, i) => {
@@ -140,17 +143,20 @@ export const execute = (
           return s ? [{ path, ...s }] : []
         })
         // Usually none: the outs were removed by the last run of the stage, or never written.
-        if (present.length === 0) return Effect.void
-        return Effect.forEach(
-          present,
-          (out) =>
-            Effect.gen(function* () {
-              if (yield* artifacts.isStored(out)) return
-              yield* artifacts.save(out.path, out)
-              yield* artifacts.noteSaved({ runId: opts.runId, stage: stage.name, out })
-              events.emit({ type: "out-saved", stage: stage.name, path: out.path, digest: out.digest })
-            }),
-          { discard: true },
+        if (present.length === 0) return Effect.succeed([])
+        return Effect.as(
+          Effect.forEach(
+            present,
+            (out) =>
+              Effect.gen(function* () {
+                if (yield* artifacts.isStored(out)) return
+                yield* artifacts.save(out.path, out)
+                yield* artifacts.noteSaved({ runId: opts.runId, stage: stage.name, out })
+                events.emit({ type: "out-saved", stage: stage.name, path: out.path, digest: out.digest })
+              }),
+            { discard: true },
+          ),
+          present.map((out) => out.path),
         )
       })
 
@@ -181,8 +187,9 @@ export const execute = (
         })
         const prepare = (attempt: number) =>
           Effect.gen(function* () {
-            if (attempt === 1) yield* rescue(stage)
-            for (const out of stage.outs) yield* artifacts.remove(out)
+            // (a retry removes whatever the failed attempt left at every out)
+            const present = attempt === 1 ? yield* rescue(stage) : stage.outs
+            for (const out of present) yield* artifacts.remove(out)
             for (const out of stage.outs) makeDir(dirname(join(pipeline.root, out)))
             if (!stage.scratch) return undefined
             // made again for each attempt: the stage's scratch folder is its own, to empty if it likes
