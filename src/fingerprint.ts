@@ -10,7 +10,7 @@
  * Out: the stage's name (a rename restores from the cache), `retries`, `retry_delay`, `timeout`,
  * `resources`, `needs` and `scratch`: they change how it runs, not what it produces.
  */
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { kinds } from "../stages/registry.js"
 import { canonicalJson } from "./canonical-json.js"
 import { computeIdentity } from "./compute/identity.js"
@@ -59,5 +59,4 @@ export const fingerprintInput = (
 })
 
 /** The fingerprint: SHA-256 of the canonical JSON of its input. */
-export const fingerprint = (input: FingerprintInput): string =>
-  createHash("sha256").update(canonicalJson(input)).digest("hex")
+export const fingerprint = (input: FingerprintInput): string => hash("sha256", canonicalJson(input), "hex")

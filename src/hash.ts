@@ -4,7 +4,7 @@
  * manifest, the canonical JSON listing of its files, which is exactly the object the store saves for it:
  * the manifest's object name is the directory's digest.
  */
-import { createHash } from "node:crypto"
+import { createHash, hash } from "node:crypto"
 import {
   type BigIntStats,
   closeSync,
@@ -61,9 +61,11 @@ const RACY_WINDOW_NS = 2_000_000_000n
 /** True for a lowercase hex SHA-256. */
 export const isDigest = (s: unknown): s is string => typeof s === "string" && /^[0-9a-f]{64}$/.test(s)
 
-/** SHA-256 of bytes or of a string's UTF-8 encoding. */
-export const sha256Bytes = (data: Uint8Array | string): string =>
-  createHash("sha256").update(data).digest("hex")
+/**
+ * SHA-256 of bytes or of a string's UTF-8 encoding. Node's one-shot `hash` (Node 20.12+): a third of
+ * `createHash`'s cost on the small inputs hashed per stage, where the hasher object was most of it.
+ */
+export const sha256Bytes = (data: Uint8Array | string): string => hash("sha256", data, "hex")
 
 const hashHandle = async (fh: FileHandle, sizeHint: number): Promise<string> => {
   const hash = createHash("sha256")

@@ -4,12 +4,12 @@
  * parse on every run. One entry per file, replaced when the file changes; a missing, stale or unreadable
  * entry is a miss, never an error.
  */
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import pkg from "yaml/package.json" with { type: "json" }
 
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
+const sha256 = (text: string): string => hash("sha256", text, "hex")
 
 /** Only data that JSON carries exactly is cached (`.inf`, `.nan` and `-0` are not). */
 const jsonExact = (value: unknown): boolean => {

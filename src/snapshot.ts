@@ -17,7 +17,7 @@
  * recorded as "unchanged" in its new state, and the next run would report nothing to do for a stage the lock
  * file says is stale.
  */
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import {
   lstatSync,
   mkdirSync,
@@ -71,7 +71,7 @@ const RACY_READ_LIMIT = 16 * 1024 * 1024
 /** No snapshot can be taken now (a reason, not an error to report: the next run takes the full path). */
 class NoSnapshot extends Error {}
 
-const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex")
+const sha256 = (data: string | Buffer): string => hash("sha256", data, "hex")
 
 const keyOf = (k: SnapshotKey): string =>
   sha256(

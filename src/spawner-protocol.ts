@@ -56,21 +56,33 @@ export type SpawnerMessage =
  * hold a NUL, since none could be passed to a process.)
  */
 export const encodeFrame = (request: SpawnRequest): Buffer => {
-  const env = Object.entries(request.env).map(([k, v]) => `${k}=${v}`)
-  const fields = [
-    String(request.id),
-    request.file,
-    String(request.args.length),
-    ...request.args,
-    request.cwd,
-    String(env.length),
-    ...env,
-    String(request.redirects?.length ?? 0),
-    ...(request.redirects ?? []).flatMap((r) => [String(r.fd), r.mode[0]!, r.path]),
-  ]
-  for (const f of fields)
-    if (f.includes("\0"))
-      throw new TypeError(`a process argument or variable holds a NUL byte: ${JSON.stringify(f)}`)
-  const body = Buffer.from(`${fields.join("\0")}\0`, "utf8")
-  return Buffer.concat([Buffer.from(`${body.length}\n`, "ascii"), body])
+  // One string built in one pass (a frame per stage process: on a run of many small stages, building it
+  // field by field was a visible share of the orchestrator's time); the NULs are counted once at the end.
+  const { args, env } = request
+  const redirects = request.redirects ?? []
+  let body = `${request.id}\0${request.file}\0${args.length}\0`
+  for (const a of args) body += `${a}\0`
+  let entries = ""
+  let envc = 0
+  for (const name in env) {
+    entries += `${name}=${env[name]}\0`
+    envc++
+  }
+  body += `${request.cwd}\0${envc}\0${entries}${redirects.length}\0`
+  for (const r of redirects) body += `${r.fd}\0${r.mode[0]}\0${r.path}\0`
+  const fields = 6 + args.length + envc + 3 * redirects.length
+  let nuls = 0
+  for (let at = body.indexOf("\0"); at >= 0; at = body.indexOf("\0", at + 1)) nuls++
+  if (nuls !== fields) {
+    const all = [
+      request.file,
+      ...args,
+      request.cwd,
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      ...redirects.map((r) => r.path),
+    ]
+    const bad = all.find((f) => f.includes("\0"))
+    throw new TypeError(`a process argument or variable holds a NUL byte: ${JSON.stringify(bad)}`)
+  }
+  return Buffer.from(`${Buffer.byteLength(body)}\n${body}`, "utf8")
 }

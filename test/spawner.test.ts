@@ -277,7 +277,22 @@ describe("choosing the spawner", () => {
     })
     const tail = "8\0cat\x001\0a\0/p\x000\x002\x001\0w\0out\x002\0a\0e r\0"
     expect(redirected.toString("utf8")).toBe(`${Buffer.byteLength(tail)}\n${tail}`)
-    expect(() => encodeFrame({ id: 1, file: "a\0b", args: [], cwd: "/", env: {} })).toThrow(/NUL byte/)
+    expect(() => encodeFrame({ id: 1, file: "a\0b", args: [], cwd: "/", env: {} })).toThrow(
+      /NUL byte: "a\\u0000b"/,
+    )
+    expect(() => encodeFrame({ id: 1, file: "a", args: [], cwd: "/", env: { A: "x\0" } })).toThrow(
+      /NUL byte: "A=x\\u0000"/,
+    )
+    expect(() =>
+      encodeFrame({
+        id: 1,
+        file: "a",
+        args: [],
+        cwd: "/",
+        env: {},
+        redirects: [{ fd: 1, path: "o\0", mode: "write" }],
+      }),
+    ).toThrow(/NUL byte: "o\\u0000"/)
   })
 })
 
