@@ -155,6 +155,8 @@ export const runProcess = (pool: SpawnerPool, spec: ProcessSpec): Effect.Effect<
         ? { file: "/bin/sh", args: ["-c", spec.command.shell], cwd: spec.cwd, env: spec.env }
         : { file: spec.command.file, args: [...spec.command.args], cwd: spec.cwd, env: spec.env }
     const direct = "shell" in spec.command ? directRequest(spec.command.shell, spec.cwd, spec.env) : undefined
+    /** what to start if the direct start fails: the same command through the shell */
+    let retry = direct === undefined ? undefined : throughShell
     let pgid: number | undefined
     let done = false
     let started!: (pgid: number | undefined) => void
@@ -210,7 +212,6 @@ export const runProcess = (pool: SpawnerPool, spec: ProcessSpec): Effect.Effect<
         )
       },
     }
-    let retry = direct === undefined ? undefined : throughShell
     pool.spawn(direct ?? throughShell, handlers)
     return Effect.promise(async () => {
       if (done) return
