@@ -100,8 +100,9 @@ const statOf = (path: string, follow: 0 | 1): Stats | undefined =>
 
 /**
  * Whether `st` is the stat the run saw (an observation's key: size, mtime and ctime in ns, inode). Times are
- * compared to within a microsecond, the precision of a plain stat's milliseconds: a file changed since is
- * either older than the racy window and then differs by far more, or racy and checked by its content too.
+ * compared to within a microsecond, the precision of a plain stat's milliseconds: a change after the run
+ * hashed the file sets its mtime and ctime to a later time than the hash, which was itself after the write
+ * the run saw; and a recently written file is checked by its content as well.
  */
 const sameAsSeen = (st: Stats, seen: Observation): boolean => {
   const [size, mtimeNs, ctimeNs, ino] = seen.key.split(":").map(BigInt)
