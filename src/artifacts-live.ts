@@ -15,6 +15,9 @@ import { outRecord } from "./run-cache.js"
 import { StatCache } from "./stat-cache.js"
 import { Store } from "./store.js"
 
+/** At most this many bytes of hashed outs are kept for saving them without a second read. */
+const MAX_KEPT_BYTES = 64 * 1024 * 1024
+
 /** Where things are. */
 export interface ArtifactsConfig {
   readonly root: string
@@ -106,6 +109,21 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
        * read it again: the object stored is exactly what was hashed. Dropped once saved.
        */
       const contents = new Map<string, Buffer>()
+      // Outs hashed only to check them (a fresh stage's) are never saved: a bound on what is kept for them.
+      let kept = 0
+      const keep = (path: string, bytes: Buffer) => {
+        if (kept + bytes.length > MAX_KEPT_BYTES) return
+        contents.set(path, bytes)
+        kept += bytes.length
+      }
+      const take = (path: string): Buffer | undefined => {
+        const bytes = contents.get(path)
+        if (bytes !== undefined) {
+          contents.delete(path)
+          kept -= bytes.length
+        }
+        return bytes
+      }
       const digestOf = (path: string, opts: DigestOptions) => {
         const quick = digestPathSync(path, cache, opts)
         return quick === NEEDS_ASYNC ? digestPath(path, cache, opts) : quick
@@ -122,12 +140,12 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
         let d: ReturnType<typeof digestOf>
         if (role === "dep") d = digestOf(abs(path), { followSymlinks: true })
         else {
-          contents.delete(path)
+          take(path)
           const file = abs(path)
           d = digestOf(file, {
             followSymlinks: false,
             onBytes: (read, bytes) => {
-              if (read === file) contents.set(path, bytes)
+              if (read === file) keep(path, bytes)
             },
           })
         }
@@ -170,8 +188,7 @@ export const artifactsLive = (config: ArtifactsConfig): Layer.Layer<Artifacts, S
               return store.putOut(abs(path), d)
             }
             const known = seen.get(path)
-            const bytes = contents.get(path)
-            contents.delete(path)
+            const bytes = take(path)
             if (known?.digest === state.digest && known.kind === "file" && bytes !== undefined)
               return store.putSmallBytes(known.digest, bytes)
             return known?.digest === state.digest
