@@ -108,9 +108,18 @@ export const execute = (
     const events = yield* EventSink
     const runner = yield* StageRunner
     const order = pipeline.order.filter((n) => opts.selected.has(n))
-    /** each stage's outs are in place and hashed (`ran`), or it ended otherwise (its final status) */
+    /**
+     * Each stage's outs are in place and hashed (`ran`), or it ended otherwise (its final status). Only for the
+     * stages some selected stage waits for: a fan-out's leaves need none.
+     */
     const ready = new Map<string, Deferred.Deferred<StageStatus>>()
-    for (const name of order) ready.set(name, yield* Deferred.make<StageStatus>())
+    for (const name of order)
+      for (const u of pipeline.stages.get(name)!.upstream)
+        if (opts.selected.has(u) && !ready.has(u)) ready.set(u, yield* Deferred.make<StageStatus>())
+    const announce = (name: string, status: StageStatus): Effect.Effect<void> => {
+      const d = ready.get(name)
+      return d === undefined ? Effect.void : Effect.asVoid(Deferred.succeed(d, status))
+    }
     let stoppedBy: string | undefined
     /** folders known to exist, so each is created once per run */
     const made = new Set<string>()
@@ -165,7 +174,8 @@ export const execute = (
       stage: Stage,
       fp: string,
       deps: ReadonlyArray<{ path: string; digest: string }>,
-      outsReady: Effect.Effect<void>,
+      /** tells the stages waiting for this one that its outs are ready; undefined when none waits */
+      outsReady: Effect.Effect<void> | undefined,
     ) => {
       let cleanup = (_exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => Effect.void
       return Effect.gen(function* () {
@@ -291,7 +301,7 @@ export const execute = (
         // Small outs go to the downstream stages now, and this fiber stores them once those have had their
         // turn. Large ones are stored first: copying them is real work, and a store that fills up (the likely
         // failure with large outs) then fails this stage before anything downstream has used them.
-        if (outs.every((o) => o.kind === "file" && o.size <= SMALL_FILE)) {
+        if (outsReady !== undefined && outs.every((o) => o.kind === "file" && o.size <= SMALL_FILE)) {
           yield* outsReady
           yield* Effect.yieldNow()
         }
@@ -320,7 +330,7 @@ export const execute = (
     /** Decide what a stage needs and do it. */
     const decideAndRun = (
       stage: Stage,
-      outsReady: Effect.Effect<void>,
+      outsReady: Effect.Effect<void> | undefined,
     ): Effect.Effect<
       Outcome,
       StageError | StoreIOError | StoreCorrupt,
@@ -394,7 +404,7 @@ export const execute = (
         } else if (stoppedBy !== undefined && !opts.keepGoing) {
           result = outcome("skipped", `the run stopped starting stages after "${stoppedBy}" failed`)
         } else {
-          result = yield* decideAndRun(stage, Deferred.succeed(ready.get(name)!, "ran")).pipe(
+          result = yield* decideAndRun(stage, ready.has(name) ? announce(name, "ran") : undefined).pipe(
             Effect.catchAll((e) =>
               Effect.succeed(outcome("failed", e._tag === "StageError" ? e.reason : storeError(e).reason)),
             ),
@@ -410,7 +420,7 @@ export const execute = (
           durationMs: Date.now() - startedAtMs,
         })
         // (already `ran` if its outs were handed on early: a failure to store them shows in its result)
-        yield* Deferred.succeed(ready.get(name)!, result.status)
+        yield* announce(name, result.status)
       })
 
     // Interrupted: every stage without a result was running (cancelled) or had not started (skipped). One handler

@@ -13,6 +13,7 @@ import {
   lstatSync,
   openSync,
   readFileSync,
+  readSync,
   statSync,
 } from "node:fs"
 import { type FileHandle, lstat, open, readdir, stat } from "node:fs/promises"
@@ -156,9 +157,14 @@ interface Walk {
 /** Files up to this size are hashed with synchronous calls: cheaper than the thread pool's round trips. */
 const SMALL_FILE_BYTES = 256n * 1024n
 
-/** `digestFile` for a small file; undefined if it changed while being read (the caller then streams it). */
+/**
+ * `digestFile` for a small file; undefined if it changed while being read (the caller then streams it).
+ * `before` is the stat of `abs` taken just before: the file is read from an open descriptor and stat'ed
+ * again, and the two must agree (same inode, size and times), so the digest describes what `before` says.
+ */
 const digestSmallFile = (
   abs: string,
+  before: BigIntStats,
   walk: Walk,
 ): { digest: string; size: number; executable: boolean } | undefined => {
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | (walk.follow ? 0 : constants.O_NOFOLLOW)
@@ -170,12 +176,10 @@ const digestSmallFile = (
     throw ioError("read", abs, e)
   }
   try {
-    const before = fstatSync(fd, { bigint: true })
-    if (!before.isFile()) throw unsupportedError(abs, before)
-    const bytes = readFileSync(fd)
-    const digest = sha256Bytes(bytes)
+    const bytes = readSized(fd, Number(before.size))
     const after = fstatSync(fd, { bigint: true })
-    if (statKey(before) !== statKey(after)) return undefined
+    if (bytes === undefined || !after.isFile() || statKey(before) !== statKey(after)) return undefined
+    const digest = sha256Bytes(bytes)
     walk.onBytes?.(abs, bytes)
     if (walk.startedNs - before.mtimeNs >= RACY_WINDOW_NS) walk.cache.set(abs, before, digest)
     else walk.cache.saw(abs, before, digest)
@@ -187,6 +191,26 @@ const digestSmallFile = (
   }
 }
 
+/**
+ * The `size` bytes of an open file, or undefined if it does not hold exactly that many. Read into a buffer of
+ * the known size rather than with `readFileSync`, which would stat the descriptor again to learn it. A file
+ * that reports no size (some special files do, whatever they hold) is read to its end.
+ */
+const readSized = (fd: number, size: number): Buffer | undefined => {
+  if (size === 0) {
+    const all = readFileSync(fd)
+    return all.length === 0 ? all : undefined
+  }
+  const bytes = Buffer.allocUnsafe(size)
+  let n = 0
+  while (n < size) {
+    const got = readSync(fd, bytes, n, size - n, null)
+    if (got === 0) return undefined
+    n += got
+  }
+  return bytes // (had it grown meanwhile, the stat after reading shows it)
+}
+
 const digestFile = async (
   abs: string,
   st: BigIntStats,
@@ -195,7 +219,7 @@ const digestFile = async (
   const hit = walk.cache.get(abs, st)
   if (hit !== undefined) return { digest: hit, size: Number(st.size), executable: isExecutable(st) }
   if (st.size <= SMALL_FILE_BYTES) {
-    const small = digestSmallFile(abs, walk)
+    const small = digestSmallFile(abs, st, walk)
     if (small !== undefined) return small
   }
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | (walk.follow ? 0 : constants.O_NOFOLLOW)
@@ -298,11 +322,11 @@ export interface DigestOptions {
 /** `digestPathSync`'s answer for a path that needs the asynchronous walk: a directory, or a large file. */
 export const NEEDS_ASYNC: unique symbol = Symbol("needs async")
 
-const walkOf = (cache: StatCache, opts: DigestOptions): Walk => ({
+const walkOf = (cache: StatCache, opts: DigestOptions, startedMs = Date.now()): Walk => ({
   follow: opts.followSymlinks,
   cache,
   onBytes: opts.onBytes,
-  startedNs: BigInt(Date.now()) * 1_000_000n,
+  startedNs: BigInt(startedMs) * 1_000_000n,
 })
 
 /**
@@ -316,6 +340,7 @@ export const digestPathSync = (
   opts: DigestOptions,
 ): PathDigest | undefined | typeof NEEDS_ASYNC => {
   const abs = resolve(path)
+  const startedMs = Date.now()
   let st: BigIntStats | undefined
   try {
     st = (opts.followSymlinks ? statSync : lstatSync)(abs, { bigint: true, throwIfNoEntry: false })
@@ -333,7 +358,7 @@ export const digestPathSync = (
   if (hit !== undefined)
     return { kind: "file", digest: hit, size: Number(st.size), executable: isExecutable(st) }
   if (st.size > SMALL_FILE_BYTES) return NEEDS_ASYNC
-  const small = digestSmallFile(abs, walkOf(cache, opts))
+  const small = digestSmallFile(abs, st, walkOf(cache, opts, startedMs))
   return small === undefined ? NEEDS_ASYNC : { kind: "file", ...small }
 }
 
