@@ -7,7 +7,7 @@
  * slots made the scheduling itself quadratic (a 1,000-stage fan-out ran twice as long as a 1,000-stage chain).
  * Strict FIFO also means a stage asking for several slots is never starved by smaller ones behind it.
  */
-import { Deferred, Effect } from "effect"
+import { Effect } from "effect"
 import type { Resources } from "./model.js"
 
 /** The slot pools of one run. */
@@ -24,7 +24,8 @@ export interface Slots {
 interface Waiter {
   readonly cpu: number
   readonly gpu: number
-  readonly granted: Deferred.Deferred<ReadonlyArray<number>>
+  /** hands the waiter its slots (already taken from the pools) */
+  readonly wake: (gpuIds: ReadonlyArray<number>) => void
 }
 
 /** The slots a stage asks for in a run with `gpus` GPUs: `gpuWhenPresent` becomes one GPU when there is any. */
@@ -46,40 +47,43 @@ export const makeSlots = (jobs: number, gpus: number): Effect.Effect<Slots> =>
       return ids
     }
     /** Grant the waiters at the head of the queue whose slots are free, in order. */
-    const grant = Effect.suspend(() => {
-      const ready: Array<readonly [Waiter, ReadonlyArray<number>]> = []
+    const grant = () => {
       while (queue.length > 0 && fits(queue[0]!.cpu, queue[0]!.gpu)) {
         const w = queue.shift()!
-        ready.push([w, take(w.cpu, w.gpu)])
+        w.wake(take(w.cpu, w.gpu))
       }
-      return Effect.forEach(ready, ([w, ids]) => Deferred.succeed(w.granted, ids), { discard: true })
-    })
-    const release = (cpu: number, ids: ReadonlyArray<number>) =>
-      Effect.suspend(() => {
-        freeCpu += cpu
-        freeGpus = [...freeGpus, ...ids].sort((a, b) => a - b)
-        return grant
-      })
+    }
+    const giveBack = (cpu: number, ids: ReadonlyArray<number>) => {
+      freeCpu += cpu
+      freeGpus = [...freeGpus, ...ids].sort((a, b) => a - b)
+      grant()
+    }
 
+    // A waiter is a plain `Effect.async` resumed by `grant`: on a fan-out of many small stages most of them wait,
+    // and a Deferred with an interruption handler each was a measurable share of the executor's work.
     const acquire = (cpu: number, gpu: number): Effect.Effect<ReadonlyArray<number>> =>
       Effect.suspend(() => {
         if (queue.length === 0 && fits(cpu, gpu)) return Effect.succeed(take(cpu, gpu))
-        return Effect.flatMap(Deferred.make<ReadonlyArray<number>>(), (granted) => {
-          const waiter: Waiter = { cpu, gpu, granted }
+        return Effect.async<ReadonlyArray<number>>((resume) => {
+          let granted: ReadonlyArray<number> | undefined
+          const waiter: Waiter = {
+            cpu,
+            gpu,
+            wake: (ids) => {
+              granted = ids
+              resume(Effect.succeed(ids))
+            },
+          }
           queue.push(waiter)
-          return Deferred.await(granted).pipe(
-            Effect.onInterrupt(() =>
-              Effect.suspend(() => {
-                const at = queue.indexOf(waiter)
-                if (at >= 0) {
-                  queue.splice(at, 1)
-                  return grant // the head may have changed
-                }
-                // Granted in the same instant as interrupted: give the slots back.
-                return Effect.flatMap(Deferred.await(granted), (ids) => release(cpu, ids))
-              }),
-            ),
-          )
+          // Interrupted while waiting: leave the queue (the head may have changed), or, granted in the same
+          // instant, give the slots back.
+          return Effect.sync(() => {
+            const at = queue.indexOf(waiter)
+            if (at >= 0) {
+              queue.splice(at, 1)
+              grant()
+            } else if (granted !== undefined) giveBack(cpu, granted)
+          })
         })
       })
 
@@ -93,7 +97,7 @@ export const makeSlots = (jobs: number, gpus: number): Effect.Effect<Slots> =>
       // Waiting for slots stays interruptible (Ctrl-C while stages queue); once granted, they are always released.
       return Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(restore(acquire(cpu, gpu)), (ids) =>
-          restore(use(ids)).pipe(Effect.ensuring(release(cpu, ids))),
+          restore(use(ids)).pipe(Effect.ensuring(Effect.sync(() => giveBack(cpu, ids)))),
         ),
       )
     }
