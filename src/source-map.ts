@@ -37,7 +37,10 @@ export interface SourceFile {
   readonly lines: LineCounter
 }
 
-/** A source file whose data is already known (from the parse cache): its syntax tree is parsed on demand. */
+/**
+ * A source file whose data is already known (from the parse cache, or parsed without errors): its syntax tree
+ * is parsed again on demand.
+ */
 export const cachedSource = (path: string, display: string, text: string, value: unknown): SourceFile => {
   let parsed: { doc: Document.Parsed; lines: LineCounter } | undefined
   const tree = () => {
@@ -136,6 +139,10 @@ export const parseSource = (
     // `yaml` refuses to expand aliases past a limit (the "billion laughs"), and throws on a few other shapes
     expandError = e instanceof Error ? e.message : String(e)
   }
+  // A valid file's tree is let go: on a large pipeline it is most of the heap while the stages run, and only an
+  // error found later needs it (parsed again then, as for a file from the parse cache).
+  if (doc.errors.length === 0 && expandError === undefined)
+    return { source: cachedSource(path, display, text, value), errors: [] }
   const source: SourceFile = { path, display, text, value, doc, lines }
   if (expandError !== undefined) return { source, errors: [expansionError(source, expandError)] }
   const seenLines = new Set<number>()
