@@ -81,6 +81,14 @@ const outcome = (status: StageStatus, reason: string, extra: Partial<Outcome> = 
   ...extra,
 })
 
+/**
+ * Resumes after the event loop's next I/O poll (`setImmediate`), where a plain yield would resume before it:
+ * Effect runs ready fibers from microtasks, which run before the event loop reads anything.
+ */
+const afterPendingIO: Effect.Effect<void> = Effect.async<void>((resume) => {
+  setImmediate(() => resume(Effect.void))
+})
+
 /** A stage failed for a reason of its own (not an interruption). */
 class StageError {
   readonly _tag = "StageError"
@@ -257,8 +265,9 @@ export const execute = (
             )
             .pipe(Effect.either)
           // Its slots went to the next waiting stage: let that one start its process before this one hashes and
-          // stores what it wrote, so the slot's next process does not wait for that work.
-          yield* Effect.yieldNow()
+          // stores what it wrote, so the slot's next process does not wait for that work; and let the event loop
+          // read what other processes reported meanwhile (an exit frees another slot) before that work too.
+          yield* afterPendingIO
           if (Either.isRight(result)) {
             if (!result.right)
               return outcome("skipped", `the run stopped starting stages after "${stoppedBy}" failed`)
