@@ -153,7 +153,6 @@ interface Walk {
   readonly startedNs: bigint
 }
 
-/** Hash one regular file, using and refreshing the stat cache. */
 /** Files up to this size are hashed with synchronous calls: cheaper than the thread pool's round trips. */
 const SMALL_FILE_BYTES = 256n * 1024n
 
@@ -211,6 +210,7 @@ const readSized = (fd: number, size: number): Buffer | undefined => {
   return bytes // (had it grown meanwhile, the stat after reading shows it)
 }
 
+/** Hash one regular file, using and refreshing the stat cache. */
 const digestFile = async (
   abs: string,
   st: BigIntStats,
