@@ -29,6 +29,8 @@ const programs: ReadonlyArray<SpawnerProgram> = [
   ...(existsSync(native) ? [{ kind: "native", path: native } as const] : []),
 ]
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" }
+/** What a run puts in its stages' environment, by which it finds their processes (`processes.ts`). */
+const marks = { PIPELINE_RUN_ID: "20261129-000000-000-5a5a", PIPELINE_STAGE: "s" }
 
 let dir = ""
 let pool: SpawnerPool | undefined
@@ -342,8 +344,15 @@ describe.each(programs)("the stage runner on the $kind spawner", (program) => {
   it("fails the stages of a spawner that dies, kills their processes, and starts a new spawner after", async () => {
     pool = makeSpawnerPool(program, 1)
     const p = pool
+    // The marks a run gives its stages: on a busy machine the spawner can die between its fork and its
+    // report of the pid, and then the processes are found by them (the next test takes that path on purpose).
     const fiber = Effect.runFork(
-      Effect.exit(runProcess(p, spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"))),
+      Effect.exit(
+        runProcess(p, {
+          ...spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"),
+          env: { ...env, ...marks },
+        }),
+      ),
     )
     await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
     const [spawner] = p.pids()
@@ -450,5 +459,44 @@ stages:
     for (const pid of [read("child.pid"), read("shell.pid")])
       expect(processAlive(pid), `pid ${pid}`).toBe(false)
     expect((await p.run(["verify"])).code).toBe(0)
+  })
+})
+
+describe("a spawner that dies before it reports a process", () => {
+  it("still fails the stage and kills its processes, found by the run's marks in their environment", async () => {
+    // It starts the process and dies without a word, as a real spawner can between its fork and its report.
+    const silent = join(dir, "silent-spawner.mjs")
+    writeFileSync(
+      silent,
+      `import { spawn } from "node:child_process"
+let buffered = ""
+process.stdin.setEncoding("utf8").on("data", (text) => {
+  buffered += text
+  const end = buffered.indexOf("\\n")
+  if (end < 0) return
+  const r = JSON.parse(buffered.slice(0, end))
+  spawn(r.file, r.args, { cwd: r.cwd, env: r.env, detached: true, stdio: "ignore" }).unref()
+})
+`,
+    )
+    pool = makeSpawnerPool({ kind: "node", path: silent }, 1)
+    const p = pool
+    const fiber = Effect.runFork(
+      Effect.exit(
+        runProcess(p, {
+          ...spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"),
+          env: { ...env, ...marks },
+        }),
+      ),
+    )
+    await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
+    const [spawner] = p.pids()
+    process.kill(spawner ?? 0, "SIGKILL")
+    const exit = await Effect.runPromise(Fiber.join(fiber))
+    expect(failureMessage(exit)).toBe(
+      `the process spawner (pid ${spawner}) was killed by SIGKILL while the stage ran; its processes were killed`,
+    )
+    for (const pid of [pidIn("child.pid"), pidIn("shell.pid")])
+      expect(processAlive(pid), `pid ${pid}`).toBe(false)
   })
 })
