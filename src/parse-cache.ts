@@ -7,6 +7,7 @@
 import { hash } from "node:crypto"
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import fastPkg from "js-yaml/package.json" with { type: "json" }
 import pkg from "yaml/package.json" with { type: "json" }
 
 const sha256 = (text: string): string => hash("sha256", text, "hex")
@@ -28,7 +29,7 @@ export interface ParseCache {
 
 export const parseCacheAt = (dir: string): ParseCache => {
   const entry = (file: string) => join(dir, `${sha256(file)}.json`)
-  const keyOf = (text: string) => sha256(`yaml ${pkg.version}\0${text}`)
+  const keyOf = (text: string) => sha256(`yaml ${pkg.version} js-yaml ${fastPkg.version}\0${text}`)
   return {
     get: (file, text) => {
       try {

@@ -20,6 +20,7 @@ import {
 import type { Diagnostic } from "./errors.js"
 import type { Span } from "./model.js"
 import { originOf, setOrigin } from "./origins.js"
+import { fastYaml } from "./yaml-fast.js"
 
 /**
  * A YAML (or JSON) file, kept whole so that every later error can point into it. `value` is its data;
@@ -123,12 +124,17 @@ const DEFAULT_SYNTAX_HINT = 'Fix the YAML syntax here; quote strings that contai
 // At most this many syntax errors: after the first few, the parser's recovery mostly reports echoes.
 const MAX_SYNTAX_ERRORS = 5
 
-/** Parses `text`; the second element lists its syntax errors (duplicate keys included) as diagnostics. */
+/**
+ * Parses `text`; the second element lists its syntax errors (duplicate keys included) as diagnostics. A plain
+ * valid file is read by the fast path (`yaml-fast.ts`); anything else by `yaml`.
+ */
 export const parseSource = (
   path: string,
   display: string,
   text: string,
 ): { readonly source: SourceFile; readonly errors: ReadonlyArray<Diagnostic> } => {
+  const fast = fastYaml(text)
+  if (fast !== undefined) return { source: cachedSource(path, display, text, fast.value), errors: [] }
   const lines = new LineCounter()
   const doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter: lines, prettyErrors: true })
   let value: unknown
