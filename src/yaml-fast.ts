@@ -5,7 +5,7 @@
  * every file with an error, is parsed by `source-map.ts` with `yaml`, which says where and what is wrong.
  *
  * It gives the value `yaml` gives (YAML 1.2 core schema, `uniqueKeys`, keys made strings as `yaml`'s `toJS`
- * does) or `undefined`, never a different value. The two parsers differ at the edges: `js-yaml` accepts a key
+ * does) or `undefined`: where it cannot vouch for the same value, it declines. The two parsers differ at the edges: `js-yaml` accepts a key
  * that follows other content on its line (`- "a"  b: c`), which `yaml` rejects, and each reads a few rare forms
  * its own way (a lone CR, tabs before content, blank lines in an escaped double-quoted break, whitespace-only
  * lines under an indentation indicator or at the end of a `|+` block). So this path declines, before or after
