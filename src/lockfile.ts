@@ -9,6 +9,7 @@ import { parse } from "yaml"
 import { isDigest } from "./hash.js"
 import type { ParseCache } from "./parse-cache.js"
 import { type OutRecord, outRecord } from "./run-cache.js"
+import { fastYaml } from "./yaml-fast.js"
 
 /** One out as recorded: what kind of thing it is and the digest of its content (the run cache's record). */
 export type LockOut = OutRecord
@@ -79,7 +80,7 @@ export const readLock = async (file: string, cache?: ParseCache): Promise<LockFi
   let doc: unknown = cache?.get(file, text)
   if (doc === undefined) {
     try {
-      doc = parse(text)
+      doc = fastYaml(text)?.value ?? parse(text) // the fast path gives yaml's value, or declines
     } catch {
       return { stages: noPrototype() }
     }
