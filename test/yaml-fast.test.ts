@@ -130,12 +130,13 @@ describe("the fast YAML path", () => {
     expect(fastYaml(text)).toBeUndefined()
   })
 
-  it("reads every example pipeline, and agrees with yaml on every YAML file of the project", () => {
+  it("reads every example pipeline, and agrees with yaml on every YAML file of the project, with LF or CRLF", () => {
     expect(files.length).toBeGreaterThan(100)
     for (const [i, text] of texts.entries()) {
       const file = relative(repoRoot, files[i] ?? "")
       if (file.startsWith("pipelines/")) expect(fastYaml(text), file).toBeDefined()
       agrees(text)
+      agrees(text.replace(/\r?\n/g, "\r\n")) // as written on Windows
     }
   })
 
