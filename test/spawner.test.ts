@@ -77,6 +77,12 @@ const spec = (shell: string, log: string[] = []): ProcessSpec => ({
   onStart: () => undefined,
 })
 
+/** `spec` with the marks of a run's stage in its environment. */
+const markedSpec = (shell: string): ProcessSpec => ({ ...spec(shell), env: { ...env, ...marks } })
+
+/** A stage that leaves a background process and writes its own pid and that process's. */
+const LINGERING = "sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"
+
 const failureMessage = (exit: Exit.Exit<void, { readonly message: string }>): string | undefined => {
   if (Exit.isSuccess(exit)) return undefined
   const failure = Cause.failureOption(exit.cause)
@@ -344,16 +350,10 @@ describe.each(programs)("the stage runner on the $kind spawner", (program) => {
   it("fails the stages of a spawner that dies, kills their processes, and starts a new spawner after", async () => {
     pool = makeSpawnerPool(program, 1)
     const p = pool
-    // The marks a run gives its stages: on a busy machine the spawner can die between its fork and its
-    // report of the pid, and then the processes are found by them (the next test takes that path on purpose).
-    const fiber = Effect.runFork(
-      Effect.exit(
-        runProcess(p, {
-          ...spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"),
-          env: { ...env, ...marks },
-        }),
-      ),
-    )
+    // With the marks a run gives its stages: on a busy machine the spawner can die between its fork and its
+    // report of the pid, and then the processes are found by them ("a spawner that dies before it reports a
+    // process" below takes that path on purpose).
+    const fiber = Effect.runFork(Effect.exit(runProcess(p, markedSpec(LINGERING))))
     await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
     const [spawner] = p.pids()
     process.kill(spawner ?? 0, "SIGKILL")
@@ -481,14 +481,7 @@ process.stdin.setEncoding("utf8").on("data", (text) => {
     )
     pool = makeSpawnerPool({ kind: "node", path: silent }, 1)
     const p = pool
-    const fiber = Effect.runFork(
-      Effect.exit(
-        runProcess(p, {
-          ...spec("sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait"),
-          env: { ...env, ...marks },
-        }),
-      ),
-    )
+    const fiber = Effect.runFork(Effect.exit(runProcess(p, markedSpec(LINGERING))))
     await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
     const [spawner] = p.pids()
     process.kill(spawner ?? 0, "SIGKILL")
