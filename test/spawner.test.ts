@@ -89,6 +89,23 @@ const failureMessage = (exit: Exit.Exit<void, { readonly message: string }>): st
   return failure._tag === "Some" ? failure.value.message : Cause.pretty(exit.cause)
 }
 
+/**
+ * Runs `LINGERING` (with a run's marks) on `p`, SIGKILLs the spawner once the stage has started, and checks
+ * that the stage failed saying so and that none of its processes is left.
+ */
+const killSpawnerUnderStage = async (p: SpawnerPool): Promise<void> => {
+  const fiber = Effect.runFork(Effect.exit(runProcess(p, markedSpec(LINGERING))))
+  await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
+  const [spawner] = p.pids()
+  process.kill(spawner ?? 0, "SIGKILL")
+  const exit = await Effect.runPromise(Fiber.join(fiber))
+  expect(failureMessage(exit)).toBe(
+    `the process spawner (pid ${spawner}) was killed by SIGKILL while the stage ran; its processes were killed`,
+  )
+  for (const pid of [pidIn("child.pid"), pidIn("shell.pid")])
+    expect(processAlive(pid), `pid ${pid}`).toBe(false)
+}
+
 describe("line splitting", () => {
   it("splits like node:readline: \\n, \\r\\n (also across chunks), a lone \\r, and a last line without a break", () => {
     const lines: string[] = []
@@ -353,16 +370,7 @@ describe.each(programs)("the stage runner on the $kind spawner", (program) => {
     // With the marks a run gives its stages: on a busy machine the spawner can die between its fork and its
     // report of the pid, and then the processes are found by them ("a spawner that dies before it reports a
     // process" below takes that path on purpose).
-    const fiber = Effect.runFork(Effect.exit(runProcess(p, markedSpec(LINGERING))))
-    await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
-    const [spawner] = p.pids()
-    process.kill(spawner ?? 0, "SIGKILL")
-    const exit = await Effect.runPromise(Fiber.join(fiber))
-    expect(failureMessage(exit)).toBe(
-      `the process spawner (pid ${spawner}) was killed by SIGKILL while the stage ran; its processes were killed`,
-    )
-    for (const pid of [pidIn("child.pid"), pidIn("shell.pid")])
-      expect(processAlive(pid), `pid ${pid}`).toBe(false)
+    await killSpawnerUnderStage(p)
     expect(p.pids()).toEqual([])
     await Effect.runPromise(runProcess(p, spec("echo again > again.txt")))
     expect(readFileSync(join(dir, "again.txt"), "utf8")).toBe("again\n")
@@ -481,15 +489,6 @@ process.stdin.setEncoding("utf8").on("data", (text) => {
     )
     pool = makeSpawnerPool({ kind: "node", path: silent }, 1)
     const p = pool
-    const fiber = Effect.runFork(Effect.exit(runProcess(p, markedSpec(LINGERING))))
-    await until(() => hasPid("child.pid")() && hasPid("shell.pid")(), "the stage to start")
-    const [spawner] = p.pids()
-    process.kill(spawner ?? 0, "SIGKILL")
-    const exit = await Effect.runPromise(Fiber.join(fiber))
-    expect(failureMessage(exit)).toBe(
-      `the process spawner (pid ${spawner}) was killed by SIGKILL while the stage ran; its processes were killed`,
-    )
-    for (const pid of [pidIn("child.pid"), pidIn("shell.pid")])
-      expect(processAlive(pid), `pid ${pid}`).toBe(false)
+    await killSpawnerUnderStage(p)
   })
 })
