@@ -8,13 +8,15 @@
  * does) or `undefined`: where it cannot vouch for the same value, it declines. The two parsers differ at the edges: `js-yaml` accepts a key
  * that follows other content on its line (`- "a"  b: c`), which `yaml` rejects, and each reads a few rare forms
  * its own way (a lone CR, tabs before content, blank lines in an escaped double-quoted break, whitespace-only
- * lines under an indentation indicator or at the end of a `|+` block). So this path declines, before or after
+ * lines under an indentation indicator or at the end of a `|+` block, a `:` that starts a line inside a flow
+ * mapping). So this path declines, before or after
  * `js-yaml`'s event parse:
  * - a lone `\r`, a tab in a line's indentation, a byte-order mark anywhere, a line over 1,000 characters
  *   (YAML limits implicit keys to 1,024), a line starting with `%`, `---` or `...` (directives and
  *   document markers), a block scalar header with an indentation indicator or keep chomping (`|2`, `|+`);
  * - more than one document; an anchor, an alias or a tag; a plain or quoted scalar that spans lines; a key of
- *   a block mapping that does not start its line (after any `- `); an empty, null or complex key.
+ *   a block mapping that does not start its line (after any `- `); a flow collection whose entries span
+ *   lines; an empty, null or complex key.
  * A pipeline written as pipelines usually are (block mappings, flow lists, `|` and `>` commands) passes.
  * `test/yaml-fast.test.ts` compares both parsers on every YAML file of the project and on seeded random
  * edits of them, and on random documents `yaml` writes.
@@ -121,9 +123,15 @@ const hasLongLine = (text: string): boolean => {
 const plainEvents = (text: string, events: ReadonlyArray<Event>): boolean => {
   let documents = 0
   /** the collections open; for a block mapping, whether the node just read was a key */
-  const open: Array<{ readonly blockMap: boolean; key: boolean }> = []
-  /** whether a node that starts at `at` may start there: a block mapping's key starts its line */
+  const open: Array<{ readonly blockMap: boolean; readonly flow: boolean; key: boolean }> = []
+  /** where the outermost flow collection open starts, or -1 */
+  let flowStart = -1
+  /**
+   * Whether a node that starts at `at` may start there: a block mapping's key starts its line, and a node in
+   * a flow collection starts on the collection's first line.
+   */
   const startsWell = (at: number): boolean => {
+    if (flowStart >= 0 && text.lastIndexOf("\n", at - 1) >= flowStart) return false
     const parent = open[open.length - 1]
     if (parent === undefined || !parent.blockMap) return true
     parent.key = !parent.key
@@ -141,13 +149,16 @@ const plainEvents = (text: string, events: ReadonlyArray<Event>): boolean => {
       case EVENT_ID.SEQUENCE:
       case EVENT_ID.MAPPING:
         if (e.anchorStart !== -1 || e.tagStart !== -1 || !startsWell(e.start)) return false
+        if (e.style === COLLECTION_STYLE.FLOW && flowStart < 0) flowStart = e.start
         open.push({
           blockMap: e.type === EVENT_ID.MAPPING && e.style === COLLECTION_STYLE.BLOCK,
+          flow: e.style === COLLECTION_STYLE.FLOW,
           key: false,
         })
         break
       case EVENT_ID.POP:
         open.pop()
+        if (!open.some((c) => c.flow)) flowStart = -1
         break
       case EVENT_ID.SCALAR: {
         if (e.anchorStart !== -1 || e.tagStart !== -1) return false

@@ -118,6 +118,11 @@ describe("the fast YAML path", () => {
     ["content after a closing quote", '"a": "x"y'],
     ["a key after a quoted entry", '- ", "  k: null'],
     ["a key after a flow collection", 'a:\n- []  "k": []\n'],
+    [
+      "a flow mapping over lines, with a `:` starting one",
+      "{\n   root:'\n        #1-9\n  \n        :1e51e5'\n}\n",
+    ],
+    ["a flow list over two lines", "x: [a,\n  b]"],
     ["an empty key", ": stages  export:\n    cmd: x\n"],
     ["a null key", "~: a"],
     ["a complex key", "[a, b]: c"],
