@@ -123,9 +123,10 @@ const hasLongLine = (text: string): boolean => {
 const plainEvents = (text: string, events: ReadonlyArray<Event>): boolean => {
   let documents = 0
   /** the collections open; for a block mapping, whether the node just read was a key */
-  const open: Array<{ readonly blockMap: boolean; readonly flow: boolean; key: boolean }> = []
-  /** where the outermost flow collection open starts, or -1 */
+  const open: Array<{ readonly blockMap: boolean; key: boolean }> = []
+  /** where the outermost flow collection open starts (-1: none), and how many collections were open then */
   let flowStart = -1
+  let flowDepth = 0
   /**
    * Whether a node that starts at `at` may start there: a block mapping's key starts its line, and a node in
    * a flow collection starts on the collection's first line.
@@ -149,16 +150,15 @@ const plainEvents = (text: string, events: ReadonlyArray<Event>): boolean => {
       case EVENT_ID.SEQUENCE:
       case EVENT_ID.MAPPING:
         if (e.anchorStart !== -1 || e.tagStart !== -1 || !startsWell(e.start)) return false
-        if (e.style === COLLECTION_STYLE.FLOW && flowStart < 0) flowStart = e.start
-        open.push({
-          blockMap: e.type === EVENT_ID.MAPPING && e.style === COLLECTION_STYLE.BLOCK,
-          flow: e.style === COLLECTION_STYLE.FLOW,
-          key: false,
-        })
+        if (e.style === COLLECTION_STYLE.FLOW && flowStart < 0) {
+          flowStart = e.start
+          flowDepth = open.length
+        }
+        open.push({ blockMap: e.type === EVENT_ID.MAPPING && e.style === COLLECTION_STYLE.BLOCK, key: false })
         break
       case EVENT_ID.POP:
         open.pop()
-        if (!open.some((c) => c.flow)) flowStart = -1
+        if (open.length === flowDepth) flowStart = -1
         break
       case EVENT_ID.SCALAR: {
         if (e.anchorStart !== -1 || e.tagStart !== -1) return false
